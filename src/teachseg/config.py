@@ -1,0 +1,274 @@
+"""Every setting in one place: pydantic models with the defaults, loaded from YAML plus ``--set`` overrides.
+
+Unknown keys are errors (a typo must never be silently ignored); the error names the key and lists the
+valid ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from teachseg.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(_Section):
+    """Joint image + mask augmentation for training."""
+
+    hflip: bool = True
+    vflip: bool = True
+    rot90: bool = True
+    color_jitter: float = Field(0.1, ge=0.0, le=1.0, description="brightness/contrast/saturation strength")
+    crop_scale_min: float = Field(0.6, gt=0.0, le=1.0, description="random resized crop: smallest area share")
+    enabled: bool = True
+
+
+class DataConfig(_Section):
+    root: Path | None = Field(None, description="dataset folder (images/+masks/, BUSI, .mat, ...)")
+    unlabelled_dirs: list[Path] = Field(default_factory=list, description="extra folders of unlabelled images")
+    layout: Literal["auto", "pairs", "busi", "unlabelled"] = "auto"
+    mat_variable: str | None = Field(None, description="variable holding the mask in .mat files (auto if null)")
+    val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    group_regex: str | None = Field(
+        None, description="regex on the file name; its first group (or whole match) keeps a patient/slide together"
+    )
+    label_fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of training images that keep masks")
+    image_size: int = Field(256, ge=32)
+    batch_size: int = Field(8, ge=1)
+    num_workers: int = Field(2, ge=0)
+    cache_images: bool = Field(True, description="keep decoded images in RAM after the first epoch")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_32(cls, v: int) -> int:
+        if v % 32:
+            lo, hi = v // 32 * 32, (v // 32 + 1) * 32
+            raise ValueError(
+                f"image_size {v} is not a multiple of 32 (the encoders downsample 5 times); use {lo or 32} or {hi}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% of images for training")
+        return self
+
+
+class ModelConfig(_Section):
+    arch: str = "linknet"
+    encoder: str = "resnet34"
+    encoder_weights: str | None = Field(
+        None, description="'imagenet' (downloaded through smp), null (random), or a local weights file"
+    )
+    decoder_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the segmentation head")
+
+
+class LossConfig(_Section):
+    bce_weight: float = Field(1.0, ge=0.0)
+    dice_weight: float = Field(1.0, ge=0.0)
+    dice_smooth: float = Field(1.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> LossConfig:
+        if self.bce_weight == 0 and self.dice_weight == 0:
+            raise ValueError("bce_weight and dice_weight cannot both be 0")
+        return self
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "none"] = "cosine"
+    precision: str = Field("auto", description="auto = bf16-mixed on CPU, 16-mixed/bf16-mixed on GPU; or 32-true")
+    channels_last: bool = True
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    limit_train_batches: int | float | None = None
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+
+
+class ConfidenceConfig(_Section):
+    mode: Literal["linear", "threshold", "none"] = Field(
+        "linear", description="linear: weight=|2p-1|; threshold: ignore pixels below `threshold`; none: weight 1"
+    )
+    threshold: float = Field(0.6, ge=0.5, lt=1.0, description="confidence max(p,1-p) needed in threshold mode")
+
+
+class StudentConfig(_Section):
+    arch: str | None = Field(None, description="defaults to the teacher's")
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    init_from_teacher: bool = False
+    epochs: int | None = Field(None, description="defaults to train.epochs")
+    strong_augment: bool = Field(True, description="Noisy Student: stronger colour and crop noise")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class SelfTrainConfig(_Section):
+    teacher_model: Path | None = Field(None, description="start from this model folder instead of training gen 0")
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    pseudo_weight: float = Field(1.0, ge=0.0, description="loss weight of pseudo-labelled images")
+    confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
+    tta: bool = Field(True, description="average flipped predictions for pseudo-labels")
+    min_delta: float = Field(0.0, ge=0.0)
+    patience: int = Field(1, ge=1, description="generations without gain before stopping")
+    max_generations: int = Field(3, ge=1)
+    skip_bad: bool = False
+
+
+class ExperimentConfig(_Section):
+    archs: list[str] = Field(default_factory=lambda: ["linknet", "fpn"])
+    seeds: list[int] = Field(default_factory=lambda: [21, 42, 84])
+    student_archs: dict[str, str] = Field(
+        default_factory=dict, description="optional teacher->student pairing, e.g. {linknet: fpn}"
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _non_empty(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("the seed list is empty; give at least one seed, e.g. [21, 42, 84]")
+        return v
+
+    @field_validator("archs")
+    @classmethod
+    def _archs_non_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("the architecture list is empty; give at least one, e.g. [linknet, fpn]")
+        return v
+
+
+class Config(_Section):
+    """A whole teachseg job."""
+
+    name: str = "run"
+    output_dir: Path = Path("runs")
+    seed: int = 42
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    selftrain: SelfTrainConfig = Field(default_factory=SelfTrainConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(self.model_dump_json())
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _valid_keys(model: type[BaseModel]) -> list[str]:
+    return sorted(model.model_fields)
+
+
+def _section_for(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            break
+    return model
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """Turn pydantic's error into one readable line per problem."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            valid = ", ".join(_valid_keys(_section_for(loc)))
+            lines.append(f"unknown config key '{key}' (valid keys here: {valid})")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"'{key}': {msg}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``key.sub=value`` (value in YAML syntax) from ``--set``."""
+    if "=" not in text:
+        raise ConfigError(f"--set '{text}' is not of the form key=value", fix="write e.g. --set train.epochs=5")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def build_config(data: dict[str, Any] | None, source: str = "config", overrides: list[str] | None = None) -> Config:
+    data = apply_overrides(dict(data or {}), overrides or [])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (relative data paths are resolved against the config file's folder)."""
+    if path is None:
+        return build_config({}, "defaults", overrides)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path=path, fix="check the path, e.g. configs/busi.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a mapping of keys to values", path=path)
+    cfg = build_config(raw, str(path), overrides)
+    return _resolve_paths(cfg, path.parent)
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    def fix(p: Path | None) -> Path | None:
+        if p is None or p.is_absolute():
+            return p
+        # Paths in a config are relative to the working directory when they exist there (the usual case
+        # of `teachseg train configs/x.yaml` from the project root), else to the config's folder.
+        return p if p.exists() else (base / p)
+
+    cfg.data.root = fix(cfg.data.root)
+    cfg.data.unlabelled_dirs = [fix(p) or p for p in cfg.data.unlabelled_dirs]
+    cfg.selftrain.teacher_model = fix(cfg.selftrain.teacher_model)
+    return cfg

@@ -1,0 +1,287 @@
+"""A thin factory over segmentation_models_pytorch, and the model folder format.
+
+A saved model is a folder that ``segmentation_models_pytorch.from_pretrained(folder)`` loads as is
+(``config.json`` + ``model.safetensors``, written by smp's own ``save_pretrained``), plus ``teachseg.json``
+with what prediction needs: preprocessing, image size, threshold and the training summary. Weights are only
+ever read from safetensors (or ``torch.load(weights_only=True)`` for local encoder files): no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from teachseg.errors import ModelError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+META_FILE = "teachseg.json"
+FORMAT_VERSION = 1
+#: The architectures the study trains and compares.
+STUDY_ARCHS = ("linknet", "fpn")
+
+
+def architectures() -> list[str]:
+    import segmentation_models_pytorch as smp
+
+    return sorted(smp.MODEL_ARCHITECTURES_MAPPING)
+
+
+def encoders() -> list[str]:
+    import segmentation_models_pytorch as smp
+
+    return sorted(smp.encoders.get_encoder_names())
+
+
+def _closest(name: str, options: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, options, n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def check_names(arch: str, encoder: str) -> None:
+    """Fail early, listing the valid names, when an architecture or encoder is unknown."""
+    archs = architectures()
+    if arch.lower() not in archs:
+        raise ModelError(
+            f"unknown architecture '{arch}'{_closest(arch.lower(), archs)}",
+            fix=f"use one of: {', '.join(archs)}",
+        )
+    if encoder.startswith("tu-"):
+        import timm
+
+        if not timm.list_models(encoder[3:]):
+            raise ModelError(f"unknown timm encoder '{encoder}'", fix="see `timm.list_models()` for valid names")
+        return
+    encs = encoders()
+    if encoder not in encs:
+        raise ModelError(
+            f"unknown encoder '{encoder}'{_closest(encoder, encs)}",
+            fix=f"use one of: {', '.join(encs)} (or a timm encoder as tu-<name>)",
+        )
+
+
+def build_model(
+    arch: str = "linknet",
+    encoder: str = "resnet34",
+    encoder_weights: str | Path | None = None,
+    in_channels: int = 3,
+    classes: int = 1,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """Create an smp model.
+
+    Args:
+        arch: any smp architecture name (case-insensitive), e.g. ``linknet``, ``fpn``, ``unet``.
+        encoder: any smp encoder, e.g. ``resnet34``.
+        encoder_weights: ``"imagenet"`` (downloaded through smp), ``None``, or a path to a local weights file
+            (``.safetensors``, or ``.pth``/``.pt`` read with ``weights_only=True``) holding the encoder's state dict.
+        dropout: channel dropout applied to the decoder output before the segmentation head (Noisy Student);
+            implemented as a hook so the state dict stays identical to smp's.
+    """
+    import segmentation_models_pytorch as smp
+
+    check_names(arch, encoder)
+    local: Path | None = None
+    smp_weights: str | None = None
+    if encoder_weights is not None and str(encoder_weights).lower() not in ("none", "null", ""):
+        if str(encoder_weights) == "imagenet":
+            smp_weights = "imagenet"
+        else:
+            local = Path(encoder_weights)
+            if not local.is_file():
+                raise ModelError(
+                    "encoder weights file not found",
+                    path=local,
+                    fix="give 'imagenet', null, or the path of a .safetensors/.pth file with the encoder's weights",
+                )
+    try:
+        model = smp.create_model(
+            arch, encoder_name=encoder, encoder_weights=smp_weights, in_channels=in_channels, classes=classes
+        )
+    except KeyError as exc:  # e.g. no imagenet weights for this encoder
+        raise ModelError(str(exc).strip("'\""), fix="pick other encoder_weights or null") from None
+    except Exception as exc:
+        if smp_weights is None:
+            raise
+        raise ModelError(
+            f"could not fetch ImageNet weights for encoder '{encoder}' through smp ({type(exc).__name__})",
+            fix=(
+                "download them once where the internet is reachable (they are cached by huggingface_hub) and "
+                "set HF_HUB_OFFLINE=1 here, or set model.encoder_weights to a local .safetensors/.pth file, or null"
+            ),
+        ) from None
+    if local is not None:
+        load_encoder_weights(model, local)
+    # The saved config must never trigger a download when the folder is loaded again.
+    if hasattr(model, "_hub_mixin_config") and "encoder_weights" in model._hub_mixin_config:
+        model._hub_mixin_config["encoder_weights"] = None
+    if dropout > 0:
+        add_head_dropout(model, dropout)
+    return model
+
+
+def add_head_dropout(model: nn.Module, p: float) -> None:
+    head = getattr(model, "segmentation_head", None)
+    if head is None:
+        return
+
+    def _hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return (F.dropout2d(args[0], p=p, training=module.training), *args[1:])
+
+    head.register_forward_pre_hook(_hook)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot read weights ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+            path=path,
+            fix="give a .safetensors file, or a .pth/.pt holding only a state dict (no pickled objects)",
+        ) from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ModelError("the file does not hold a state dict", path=path)
+    return obj
+
+
+def load_encoder_weights(model: nn.Module, path: Path) -> None:
+    """Load a local encoder state dict (keys with or without an ``encoder.`` prefix; classifier keys dropped)."""
+    state = _read_state_dict(path)
+    enc: nn.Module = model.encoder  # type: ignore[assignment]
+    wanted = set(enc.state_dict())
+    cleaned: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        k = key.removeprefix("model.").removeprefix("encoder.")
+        if k in wanted:
+            cleaned[k] = value
+    missing = sorted(wanted - set(cleaned))
+    if not cleaned or missing:
+        raise ModelError(
+            f"weights do not match the encoder ({len(missing)} of {len(wanted)} tensors missing, e.g. "
+            f"{', '.join(missing[:3])})",
+            path=path,
+            fix="give weights saved from the same encoder (its state_dict, optionally prefixed 'encoder.')",
+        )
+    try:
+        enc.load_state_dict(cleaned, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"weights do not fit the encoder: {str(exc).splitlines()[0]}", path=path) from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_count(arch: str, encoder: str) -> int:
+    """Parameter count without allocating memory (built on the meta device)."""
+    import segmentation_models_pytorch as smp
+
+    with torch.device("meta"):
+        model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None)
+    return count_parameters(model)
+
+
+@dataclass
+class ModelMeta:
+    """teachseg's side of a model folder: everything prediction needs besides the weights."""
+
+    arch: str
+    encoder: str
+    image_size: int
+    in_channels: int = 3
+    classes: int = 1
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    threshold: float = 0.5
+    mpp: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    teachseg_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelMeta:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["mean"] = tuple(known.get("mean", IMAGENET_MEAN))
+        known["std"] = tuple(known.get("std", IMAGENET_STD))
+        return cls(**known)
+
+
+def save_model_folder(model: nn.Module, folder: str | Path, meta: ModelMeta) -> Path:
+    """Write ``folder`` atomically: smp's ``config.json`` + ``model.safetensors`` and ``teachseg.json``."""
+    from teachseg import __version__
+    from teachseg.io import replace_dir
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    meta.teachseg_version = __version__
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        was_training = model.training
+        model.eval()
+        cpu_model = model.to(memory_format=torch.contiguous_format)
+        cpu_model.save_pretrained(str(tmp))  # type: ignore[operator]
+        model.train(was_training)
+        (tmp / META_FILE).write_text(json.dumps(meta.to_json(), indent=2) + "\n", encoding="utf-8")
+        replace_dir(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def check_model_folder(folder: str | Path) -> ModelMeta:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError("model folder not found", path=folder, fix="give a folder written by `teachseg train`")
+    missing = [n for n in ("config.json", "model.safetensors", META_FILE) if not (folder / n).is_file()]
+    if missing:
+        raise ModelError(
+            f"model folder is missing {', '.join(missing)}",
+            path=folder,
+            fix="give a complete folder written by `teachseg train` (runs/<name>/model)",
+        )
+    try:
+        meta = ModelMeta.from_json(json.loads((folder / META_FILE).read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ModelError(f"{META_FILE} is not valid ({exc})", path=folder / META_FILE) from None
+    return meta
+
+
+def load_model_folder(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
+    """Load a model folder (weights from safetensors only) and its metadata; returns the model in eval mode."""
+    import segmentation_models_pytorch as smp
+
+    folder = Path(folder)
+    meta = check_model_folder(folder)
+    try:
+        model = smp.from_pretrained(str(folder))
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load the weights ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+            path=folder / "model.safetensors",
+            fix="re-export the model with `teachseg train`; the file may be truncated",
+        ) from None
+    model.to(map_location).eval()
+    return model, meta
