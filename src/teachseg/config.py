@@ -79,6 +79,7 @@ class LossConfig(_Section):
     bce_weight: float = Field(1.0, ge=0.0)
     dice_weight: float = Field(1.0, ge=0.0)
     dice_smooth: float = Field(1.0, ge=0.0)
+    dice_per_image: bool = Field(False, description="Dice per image (else pooled over the batch, the default)")
 
     @model_validator(mode="after")
     def _some_weight(self) -> LossConfig:

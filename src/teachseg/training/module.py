@@ -1,0 +1,116 @@
+"""A thin LightningModule: the model is passed in; loss, optimiser and metrics are all it knows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+
+from teachseg.losses import BCEDiceLoss
+from teachseg.metrics import image_scores
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains a binary segmentation model; validation Dice is the mean per-image Dice at native resolution.
+
+    Args:
+        model: an smp model (or any module mapping (B, 3, H, W) to (B, 1, H, W) logits).
+        loss: the training loss; called as ``loss(logits, target, weight)``.
+        lr, weight_decay: AdamW settings.
+        epochs: total epochs (for the cosine schedule).
+        scheduler: ``cosine`` or ``none``.
+        threshold: probability threshold of the metrics.
+        channels_last: run convolutions in NHWC memory format (faster on CPU and tensor cores).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: BCEDiceLoss,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        epochs: int = 30,
+        scheduler: str = "cosine",
+        threshold: float = 0.5,
+        channels_last: bool = True,
+    ):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.scheduler_name = scheduler
+        self.threshold = threshold
+        self.channels_last = channels_last
+        self.train_loss_mean = MeanMetric()
+        self.val_loss_mean = MeanMetric()
+        self.val_dice_mean = MeanMetric()
+        self.val_jaccard_mean = MeanMetric()
+        #: One row per finished epoch: epoch, train_loss, val_loss, val_dice, val_jaccard.
+        self.history: list[dict[str, float]] = []
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss_mean.reset()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["target"], batch["weight"])
+        n = batch["image"].shape[0]
+        self.train_loss_mean.update(loss.detach(), weight=n)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self(batch["image"]).float()
+        for logit, mask in zip(logits, batch["mask"], strict=True):
+            native = F.interpolate(logit[None], size=tuple(mask.shape), mode="bilinear", align_corners=False)
+            target = mask.to(native.device, torch.float32)[None, None]
+            self.val_loss_mean.update(self.loss(native, target))
+            scores = image_scores(torch.sigmoid(native[0, 0]), mask, self.threshold)
+            self.val_dice_mean.update(torch.tensor(scores.dice, device=self.device))
+            self.val_jaccard_mean.update(torch.tensor(scores.jaccard, device=self.device))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            for m in (self.val_loss_mean, self.val_dice_mean, self.val_jaccard_mean):
+                m.reset()
+            return
+        row = {
+            "epoch": self.current_epoch + 1,
+            "train_loss": float(self.train_loss_mean.compute()) if self.train_loss_mean.update_count else float("nan"),
+            "val_loss": float(self.val_loss_mean.compute()),
+            "val_dice": float(self.val_dice_mean.compute()),
+            "val_jaccard": float(self.val_jaccard_mean.compute()),
+        }
+        for m in (self.val_loss_mean, self.val_dice_mean, self.val_jaccard_mean):
+            m.reset()
+        self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
+        self.log("val_dice", row["val_dice"], prog_bar=True, sync_dist=False)
+        self.log("val_jaccard", row["val_jaccard"], sync_dist=False)
+        self.log("val_loss", row["val_loss"], sync_dist=False)
+        self.log("train_loss_epoch", row["train_loss"], sync_dist=False)
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.scheduler_name == "none":
+            return opt
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.epochs, 1), eta_min=self.lr * 0.01)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["teachseg_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("teachseg_history", []))
