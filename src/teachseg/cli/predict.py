@@ -1,5 +1,180 @@
-"""CLI commands (predict)."""
+"""CLI commands: ``predict`` (slides and images), ``tile`` (training tiles from slides), ``export`` (ONNX).
+
+Only light imports here; the inference package is imported inside the command bodies.
+"""
 
 from __future__ import annotations
 
-from teachseg.cli._app import app  # noqa: F401
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from teachseg.cli._app import ModelDirArg, OutOpt, ResumeOpt, app, out
+
+MppOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--mpp",
+        help="Resolution to work at (um/px); the closest pyramid level is used. Default: the model's.",
+    ),
+]
+LevelOpt = Annotated[int | None, typer.Option("--level", help="Pyramid level to work at (overrides --mpp).")]
+TileOpt = Annotated[
+    int | None, typer.Option("--tile", help="Tile size in pixels. Default: the model's image_size.")
+]
+
+
+@app.command()
+def predict(
+    model_dir: ModelDirArg,
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Slides, images or folders of them.", show_default=False)
+    ],
+    out_dir: OutOpt,
+    mpp: MppOpt = None,
+    level: LevelOpt = None,
+    tile: TileOpt = None,
+    overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=0.9, help="Tile overlap share.")] = 0.25,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per model call.")] = 8,
+    tissue_mask: Annotated[
+        bool, typer.Option("--tissue-mask/--no-tissue-mask", help="Predict only tiles that touch tissue.")
+    ] = True,
+    tta: Annotated[bool, typer.Option("--tta", help="Average with flipped predictions (3x slower).")] = False,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", min=0.0, max=1.0, help="Default: the model's.")
+    ] = None,
+    min_area: Annotated[
+        float, typer.Option("--min-area", min=0.0, help="Drop polygons and holes smaller than this (um^2).")
+    ] = 500.0,
+    resize: Annotated[
+        bool | None,
+        typer.Option(
+            "--resize/--no-resize",
+            help="Ordinary images: resize to the model's image_size (default: when the model has no mpp).",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="torch or onnx (onnxruntime).")] = "torch",
+    onnx: Annotated[
+        Path | None,
+        typer.Option("--onnx", help="ONNX file for --backend onnx (default: exported on the fly)."),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help="auto (bf16 on CPU, fp16 on GPU), fp32, bf16, fp16.")
+    ] = "auto",
+    resume: ResumeOpt = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """Predict tumour on slides and images: probability TIFF, QuPath GeoJSON, overlay and summary per input."""
+    import tempfile
+
+    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths
+    from teachseg.io import ensure_writable_dir
+
+    ensure_writable_dir(out_dir)
+    opts = PredictOptions(
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        mpp=mpp,
+        level=level,
+        tissue_mask=tissue_mask,
+        threshold=threshold,
+        min_area_um2=min_area,
+        resize=resize,
+        resume=resume,
+    )
+    with tempfile.TemporaryDirectory(prefix=".teachseg-export.", dir=out_dir) as tmp:
+        predictor, info = load_predictor(
+            model_dir, backend, onnx, device=device, precision=precision, tta=tta, workdir=Path(tmp)
+        )
+        predict_paths(
+            predictor,
+            info,
+            inputs,
+            out_dir,
+            opts,
+            progress=progress,
+            log=lambda s: out.print(s, highlight=False),
+        )
+
+
+@app.command("tile")
+def tile_cmd(
+    slide: Annotated[Path, typer.Argument(help="Slide to cut tiles from.", show_default=False)],
+    out_dir: OutOpt,
+    annotations: Annotated[
+        Path | None,
+        typer.Option("--annotations", help="QuPath-exported GeoJSON of tumour polygons (level 0)."),
+    ] = None,
+    size: Annotated[int, typer.Option("--size", min=16, help="Tile size in pixels.")] = 256,
+    mpp: MppOpt = None,
+    level: LevelOpt = None,
+    stride: Annotated[
+        int | None, typer.Option("--stride", min=1, help="Step between tiles (default: --size).")
+    ] = None,
+    min_tissue: Annotated[
+        float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue share of a kept tile.")
+    ] = 0.5,
+    classes: Annotated[
+        list[str] | None,
+        typer.Option("--class", help="Annotation class names that are tumour (repeatable; default: all)."),
+    ] = None,
+    negative: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--negative-class", help="Annotation classes marking labelled non-tumour regions (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Cut tissue tiles into images/ + masks/ (annotated) and unlabelled/ (no annotation), as `train` reads."""
+    from teachseg.inference.tile_slides import TileOptions, tile_slide
+
+    opts = TileOptions(
+        size=size,
+        stride=stride,
+        mpp=mpp,
+        level=level,
+        min_tissue=min_tissue,
+        classes=classes,
+        negative=negative,
+    )
+    result = tile_slide(slide, out_dir, annotations, opts)
+    out.print(
+        f"{slide.name}: {result['labelled']} labelled tiles, {result['unlabelled']} unlabelled tiles "
+        f"(level {result['level']}) -> {out_dir}",
+        highlight=False,
+    )
+
+
+@app.command("export")
+def export_cmd(
+    model_dir: ModelDirArg,
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 17,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Compare onnxruntime with PyTorch.")
+    ] = True,
+) -> None:
+    """Export a model folder to ONNX (dynamic batch, height and width; logits out)."""
+    from teachseg.errors import ModelError
+    from teachseg.inference.export import export_onnx, onnx_max_abs_diff
+    from teachseg.io import ensure_writable_dir
+    from teachseg.models import load_model_folder
+
+    model, meta = load_model_folder(model_dir)
+    ensure_writable_dir(onnx.parent if str(onnx.parent) else Path("."))
+    export_onnx(model, onnx, meta.in_channels, opset=opset, size=meta.image_size)
+    msg = f"wrote {onnx}"
+    if check:
+        diff = onnx_max_abs_diff(model, onnx, (1, meta.in_channels, meta.image_size, meta.image_size + 64))
+        if diff > 1e-3:
+            raise ModelError(
+                f"onnxruntime disagrees with PyTorch (max abs difference {diff:.2e})",
+                path=onnx,
+                fix="try another --opset",
+            )
+        msg += f" (onnxruntime vs PyTorch max abs difference {diff:.1e})"
+    out.print(msg, highlight=False)

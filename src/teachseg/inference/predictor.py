@@ -1,0 +1,160 @@
+"""Batched model runner: normalisation, mixed precision, channels_last, flip TTA; torch or onnxruntime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from teachseg.errors import ModelError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnx")
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("CUDA was asked for but is not available", fix="use --device cpu (or auto)")
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: fp16 on GPU, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision '{precision}'", fix=f"use one of: {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    cpu = getattr(torch, "cpu", None)
+    native = any(
+        getattr(cpu, name, lambda: False)()
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+    return "bf16" if native else "fp32"
+
+
+class Predictor:
+    """Turns batches of uint8 RGB tiles into float32 probabilities.
+
+    Args:
+        model: a torch module returning logits (N, 1, H, W) for normalised (N, C, H, W) input, or ``None``
+            with ``onnx_path`` for the onnxruntime backend.
+        mean, std: per-channel normalisation applied as ``(rgb / 255 - mean) / std``.
+        device: ``auto``, ``cpu`` or ``cuda[:i]``.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (autocast; torch backend only).
+        tta: also predict horizontally and vertically flipped tiles and average the probabilities.
+        onnx_path: an ONNX file (``teachseg export``) run through onnxruntime instead of torch.
+
+    Example:
+        >>> p = Predictor(model, meta.mean, meta.std)             # doctest: +SKIP
+        >>> probs = p(np.zeros((4, 256, 256, 3), np.uint8))       # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any | None,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: str = "auto",
+        precision: str = "auto",
+        tta: bool = False,
+        onnx_path: str | Path | None = None,
+        threads: int | None = None,
+    ):
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        self.std = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
+        self.tta = tta
+        self.backend = "onnx" if onnx_path is not None else "torch"
+        self._session: Any = None
+        if self.backend == "onnx":
+            self.device, self.precision = "cpu", "fp32"
+            self._session = _onnx_session(Path(onnx_path), threads)  # type: ignore[arg-type]
+            self._input_name = self._session.get_inputs()[0].name
+            return
+        import torch
+
+        if model is None:
+            raise ModelError("no model given for the torch backend")
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.model = model.eval().to(self.device)
+        if self.device == "cpu" or self.device.startswith("cuda"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype)
+
+    def normalise(self, tiles: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 normalised."""
+        x = tiles.transpose(0, 3, 1, 2).astype(np.float32) * (1.0 / 255.0)
+        return (x - self.mean) / self.std
+
+    def __call__(self, tiles: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 tiles -> (N, H, W) float32 probabilities in [0, 1]."""
+        if tiles.shape[0] == 0:
+            return np.zeros(tiles.shape[:3], dtype=np.float32)
+        x = self.normalise(tiles)
+        if self.backend == "onnx":
+            return self._run_onnx(x)
+        return self._run_torch(x)
+
+    def _run_torch(self, x_np: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(x_np).to(self.device).contiguous(memory_format=torch.channels_last)
+        views = [(), (3,), (2,)] if self.tta else [()]
+        with torch.inference_mode(), self._autocast():
+            total = None
+            for dims in views:
+                xi = torch.flip(x, dims) if dims else x
+                p = torch.sigmoid(self.model(xi).float())[:, 0]
+                if dims:
+                    p = torch.flip(p, tuple(d - 1 for d in dims))
+                total = p if total is None else total + p
+        assert total is not None
+        return (total / len(views)).float().cpu().numpy()
+
+    def _run_onnx(self, x: np.ndarray) -> np.ndarray:
+        views = [None, 3, 2] if self.tta else [None]
+        total = np.zeros((x.shape[0], x.shape[2], x.shape[3]), dtype=np.float32)
+        for axis in views:
+            xi = np.ascontiguousarray(np.flip(x, axis)) if axis else x
+            logits = self._session.run(None, {self._input_name: xi})[0][:, 0]
+            p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+            total += np.flip(p, axis - 1) if axis else p
+        return total / len(views)
+
+
+def _onnx_session(path: Path, threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelError(
+            "ONNX file not found", path=path, fix="write one with `teachseg export MODEL_DIR --onnx FILE`"
+        )
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(
+            f"onnxruntime cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+            path=path,
+            fix="re-export it with `teachseg export`",
+        ) from None

@@ -1,0 +1,293 @@
+"""Slide and large-image readers behind one small interface.
+
+Whole-slide formats go through OpenSlide (openslide-python + openslide-bin), with tiffslide as the
+fallback; large plain TIFF/PNG/JPEG through tifffile or Pillow. Regions are read in *level* pixel
+coordinates and padded with white outside the image, so callers never special-case the borders.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from teachseg.errors import DataError
+
+#: Formats that are always treated as whole slides.
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide", ".tif", ".tiff")
+#: Plain raster formats read whole through Pillow.
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+SUPPORTED_SUFFIXES = SLIDE_SUFFIXES + PLAIN_SUFFIXES
+_FIX = (
+    "give a readable slide (.svs, .ndpi, .mrxs, pyramidal .tif/.tiff, OME-TIFF) or image (.png, .jpg, .tif)"
+)
+
+
+@dataclass(frozen=True)
+class Level:
+    index: int
+    width: int
+    height: int
+    downsample: float
+
+
+class SlideReader:
+    """Common interface: level geometry, resolution and region reads (uint8 RGB, level coordinates)."""
+
+    backend = "none"
+
+    def __init__(self, path: Path, levels: list[Level], mpp: float | None, suffix_slide: bool):
+        self.path = path
+        self.levels = levels
+        self.mpp = mpp  # level 0, micrometres per pixel; None when the file does not say
+        self.is_slide_format = suffix_slide
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 (width, height)."""
+        return self.levels[0].width, self.levels[0].height
+
+    def level_mpp(self, level: int) -> float | None:
+        return None if self.mpp is None else self.mpp * self.levels[level].downsample
+
+    def _read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """(h, w, 3) uint8 RGB of the region at (x, y) in ``level`` pixels; white outside the image."""
+        lv = self.levels[level]
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + w, lv.width), min(y + h, lv.height)
+        if x0 == x and y0 == y and x1 == x + w and y1 == y + h:
+            return self._read_checked(level, x, y, w, h)
+        out = np.full((h, w, 3), 255, dtype=np.uint8)
+        if x1 > x0 and y1 > y0:
+            out[y0 - y : y1 - y, x0 - x : x1 - x] = self._read_checked(level, x0, y0, x1 - x0, y1 - y0)
+        return out
+
+    def _read_checked(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        try:
+            return self._read(level, x, y, w, h)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(
+                f"cannot read a region at level {level}, x={x}, y={y} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); the file may be truncated or corrupt",
+                path=self.path,
+                fix="re-export or re-copy the slide",
+            ) from None
+
+    def thumbnail(self, max_side: int = 2048) -> tuple[np.ndarray, float]:
+        """A block-averaged RGB thumbnail no larger than ``max_side`` and its downsample from level 0.
+
+        Read band by band from the smallest level that is still at least ``max_side`` wide, so memory
+        stays bounded even for single-level images.
+        """
+        level = len(self.levels) - 1
+        for lv in self.levels:
+            if max(lv.width, lv.height) >= max_side:
+                level = lv.index
+        lv = self.levels[level]
+        k = max(1, math.ceil(max(lv.width, lv.height) / max_side))
+        tw, th = max(1, lv.width // k), max(1, lv.height // k)
+        thumb = np.empty((th, tw, 3), dtype=np.uint8)
+        band = max(1, 2048 // k) * k
+        for ty0 in range(0, th * k, band):
+            rows = min(band, th * k - ty0)
+            region = self.read(level, 0, ty0, tw * k, rows).astype(np.float32)
+            small = region.reshape(rows // k, k, tw, k, 3).mean(axis=(1, 3))
+            thumb[ty0 // k : ty0 // k + rows // k] = np.rint(small).astype(np.uint8)
+        return thumb, lv.downsample * k
+
+    def close(self) -> None:  # noqa: B027  (optional for subclasses)
+        pass
+
+    def __enter__(self) -> SlideReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
+    if rgba.ndim == 2:
+        return np.repeat(rgba[..., None], 3, axis=-1)
+    if rgba.shape[-1] == 3:
+        return rgba
+    rgb, a = rgba[..., :3], rgba[..., 3:4]
+    if a.min() == 255:
+        return np.ascontiguousarray(rgb)
+    af = a.astype(np.float32) / 255.0
+    return np.rint(rgb * af + 255.0 * (1.0 - af)).astype(np.uint8)
+
+
+def _parse_mpp(value: object) -> float | None:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+class OpenSlideReader(SlideReader):
+    backend = "openslide"
+
+    def __init__(self, path: Path):
+        import openslide
+
+        self._slide = openslide.OpenSlide(str(path))
+        s = self._slide
+        levels = [
+            Level(i, int(w), int(h), float(d))
+            for i, ((w, h), d) in enumerate(zip(s.level_dimensions, s.level_downsamples, strict=True))
+        ]
+        mpp = _parse_mpp(s.properties.get(openslide.PROPERTY_NAME_MPP_X))
+        super().__init__(path, levels, mpp, True)
+
+    def _read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        d = self.levels[level].downsample
+        img = self._slide.read_region((int(round(x * d)), int(round(y * d))), level, (w, h))
+        return _rgba_to_rgb(np.asarray(img))
+
+    def close(self) -> None:
+        self._slide.close()
+
+
+class TiffSlideReader(SlideReader):
+    backend = "tiffslide"
+
+    def __init__(self, path: Path):
+        import tiffslide
+
+        self._slide = tiffslide.TiffSlide(str(path))
+        s = self._slide
+        levels = [
+            Level(i, int(w), int(h), float(d))
+            for i, ((w, h), d) in enumerate(zip(s.level_dimensions, s.level_downsamples, strict=True))
+        ]
+        mpp = _parse_mpp(s.properties.get("tiffslide.mpp-x"))
+        super().__init__(path, levels, mpp, True)
+
+    def _read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        d = self.levels[level].downsample
+        arr = self._slide.read_region((int(round(x * d)), int(round(y * d))), level, (w, h), as_array=True)
+        return _rgba_to_rgb(np.asarray(arr))
+
+    def close(self) -> None:
+        self._slide.close()
+
+
+class ArrayReader(SlideReader):
+    """A single-level image held in memory (plain PNG/JPEG/TIFF, or an array given directly)."""
+
+    backend = "array"
+
+    def __init__(self, array: np.ndarray, path: Path | None = None, mpp: float | None = None):
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=-1)
+        if array.dtype != np.uint8:
+            array = _to_uint8(array)
+        self._array = (
+            _rgba_to_rgb(array[..., :4]) if array.shape[-1] >= 3 else np.repeat(array[..., :1], 3, -1)
+        )
+        h, w = self._array.shape[:2]
+        super().__init__(path or Path("<array>"), [Level(0, w, h, 1.0)], mpp, False)
+
+    def _read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        return self._array[y : y + h, x : x + w]
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.floating):
+        hi = 1.0 if float(np.nanmax(a)) <= 1.0 else 255.0
+        return np.clip(a / hi * 255.0, 0, 255).astype(np.uint8)
+    hi = float(a.max()) if a.size else 1.0
+    if hi <= 255:
+        return a.astype(np.uint8)
+    return (a.astype(np.float64) / hi * 255.0).astype(np.uint8)
+
+
+def _read_plain(path: Path) -> ArrayReader:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            arr = tf.pages[0].asarray()
+            mpp = _tiff_mpp(tf.pages[0])
+        if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
+            arr = np.moveaxis(arr, 0, -1)
+        return ArrayReader(arr, path, mpp)
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # large plain images are expected here
+    with Image.open(path) as im:
+        return ArrayReader(np.asarray(im.convert("RGB")), path)
+
+
+def _tiff_mpp(page: object) -> float | None:
+    tags = page.tags  # type: ignore[attr-defined]
+    try:
+        unit = int(tags["ResolutionUnit"].value)
+        num, den = tags["XResolution"].value
+    except (KeyError, TypeError, ValueError):
+        return None
+    per_unit = num / den if den else 0
+    if per_unit <= 0:
+        return None
+    um = {2: 25400.0, 3: 10000.0}.get(unit)
+    return um / per_unit if um else None
+
+
+def open_slide(path: str | Path) -> SlideReader:
+    """Open a slide or image with the first reader that accepts it (OpenSlide, tiffslide, tifffile, Pillow)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("input not found", path=path, fix="check the path")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataError(f"unsupported file type '{suffix}'", path=path, fix=_FIX)
+    errors: list[str] = []
+    if suffix in SLIDE_SUFFIXES:
+        for cls in (OpenSlideReader, TiffSlideReader):
+            try:
+                reader: SlideReader = cls(path)
+            except Exception as exc:  # each library raises its own error types
+                errors.append(f"{cls.backend}: {type(exc).__name__}")
+                continue
+            if reader.levels and reader.levels[0].width > 0 and reader.levels[0].height > 0:
+                # A stripped plain TIFF opens in tiffslide too; mark it as a slide only when it is pyramidal
+                # or has a whole-slide suffix, so ordinary TIFF images get ordinary outputs.
+                reader.is_slide_format = suffix not in (".tif", ".tiff") or len(reader.levels) > 1
+                return reader
+    try:
+        return _read_plain(path)
+    except Exception as exc:
+        errors.append(f"plain: {type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}")
+    raise DataError(
+        f"cannot open the file ({'; '.join(errors)}); it may be corrupt, truncated or of an unsupported kind",
+        path=path,
+        fix=_FIX,
+    )
+
+
+def choose_level(reader: SlideReader, target_mpp: float | None = None, level: int | None = None) -> int:
+    """The pyramid level to predict at.
+
+    An explicit ``level`` wins; otherwise the level whose resolution is closest (in log scale) to
+    ``target_mpp``; level 0 when either the target or the slide's resolution is unknown.
+    """
+    if level is not None:
+        if not 0 <= level < len(reader.levels):
+            raise DataError(
+                f"level {level} does not exist (the slide has {len(reader.levels)} levels)",
+                path=reader.path,
+                fix=f"give --level between 0 and {len(reader.levels) - 1}",
+            )
+        return level
+    if target_mpp is None or reader.mpp is None:
+        return 0
+    best = min(reader.levels, key=lambda lv: abs(math.log(reader.mpp * lv.downsample / target_mpp)))  # type: ignore[operator]
+    return best.index

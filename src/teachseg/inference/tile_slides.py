@@ -1,0 +1,176 @@
+"""The ``tile`` command: cut tissue tiles from a slide into the ``images/`` + ``masks/`` layout.
+
+Tiles that meet an annotation (QuPath GeoJSON, level-0 pixel coordinates, holes kept) go to ``images/``
+with their rasterised mask in ``masks/`` (0/255 PNG, same name); tiles that meet none go to ``unlabelled/``
+for self-training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from teachseg.errors import DataError
+from teachseg.inference.slides import choose_level, open_slide
+from teachseg.inference.tiling import tile_grid, tiles_touching
+from teachseg.inference.tissue import detect_tissue
+from teachseg.io import ensure_writable_dir, write_json, write_png
+
+
+@dataclass
+class TileOptions:
+    size: int = 256
+    stride: int | None = None
+    mpp: float | None = None
+    level: int | None = None
+    min_tissue: float = 0.5
+    classes: list[str] | None = None  # tumour classes (None: every annotation is tumour)
+    negative: list[str] | None = None  # classes marking labelled non-tumour regions
+    thumb_max_side: int = 2048
+
+
+def _class_name(props: dict[str, Any]) -> str | None:
+    cls = props.get("classification")
+    if isinstance(cls, dict):
+        return cls.get("name")
+    return cls if isinstance(cls, str) else None
+
+
+def load_annotations(
+    path: Path, classes: list[str] | None = None, negative: list[str] | None = None
+) -> tuple[list[Any], list[Any]]:
+    """Tumour and labelled-negative polygons (shapely, level-0 pixels) from a QuPath GeoJSON export."""
+    from shapely.geometry import shape
+    from shapely.validation import make_valid
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            "annotation file not found", path=path, fix="give the GeoJSON exported from QuPath"
+        ) from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"annotation file is not valid JSON ({exc})", path=path, fix="export it again from QuPath"
+        ) from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        features = data.get("features", [])
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, list):
+        features = data
+    else:
+        raise DataError(
+            "not a GeoJSON Feature or FeatureCollection", path=path, fix="export annotations as GeoJSON"
+        )
+    neg_names = {n.lower() for n in negative or []}
+    pos_names = {n.lower() for n in classes} if classes else None
+    positive, labelled_negative = [], []
+    for f in features:
+        if not isinstance(f, dict) or not f.get("geometry"):
+            continue
+        try:
+            geom = make_valid(shape(f["geometry"]))
+        except Exception as exc:
+            raise DataError(f"a feature has an invalid geometry ({exc})", path=path) from None
+        polys = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type in ("Polygon", "MultiPolygon")]
+        name = (_class_name(f.get("properties") or {}) or "").lower()
+        if name in neg_names:
+            labelled_negative.extend(polys)
+        elif pos_names is None or name in pos_names:
+            positive.extend(polys)
+    return positive, labelled_negative
+
+
+def rasterise(polygons: list[Any], x0: float, y0: float, size: int, scale: float) -> np.ndarray:
+    """A (size, size) uint8 0/255 mask of ``polygons`` (level-0 coordinates) over the tile at level-0 (x0, y0).
+
+    ``scale`` is level-0 pixels per tile pixel. Holes are cut out of their own polygon only.
+    """
+    from PIL import Image, ImageDraw
+
+    mask = np.zeros((size, size), dtype=bool)
+    for geom in polygons:
+        for poly in getattr(geom, "geoms", [geom]):
+            layer = Image.new("1", (size, size), 0)
+            draw = ImageDraw.Draw(layer)
+
+            def pts(ring: Any) -> list[tuple[float, float]]:
+                return [((x - x0) / scale - 0.5, (y - y0) / scale - 0.5) for x, y in ring.coords]
+
+            draw.polygon(pts(poly.exterior), fill=1)
+            for hole in poly.interiors:
+                draw.polygon(pts(hole), fill=0)
+            mask |= np.asarray(layer, dtype=bool)
+    return mask.astype(np.uint8) * 255
+
+
+def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileOptions) -> dict[str, Any]:
+    """Cut tiles from ``slide`` into ``out_dir``; returns counts and the manifest path."""
+    from shapely import STRtree
+    from shapely.geometry import box
+
+    ensure_writable_dir(out_dir)
+    positive: list[Any] = []
+    labelled_negative: list[Any] = []
+    if annotations is not None:
+        positive, labelled_negative = load_annotations(annotations, opts.classes, opts.negative)
+    every = positive + labelled_negative
+    tree = STRtree(every) if every else None
+    pos_tree = STRtree(positive) if positive else None
+    name = slide.stem
+    records: list[dict[str, Any]] = []
+    with open_slide(slide) as reader:
+        level = choose_level(reader, opts.mpp, opts.level)
+        lv = reader.levels[level]
+        thumb, thumb_ds = reader.thumbnail(opts.thumb_max_side)
+        tissue = detect_tissue(thumb)
+        overlap = (
+            1.0 - (opts.stride or opts.size) / opts.size if (opts.stride or opts.size) < opts.size else 0.0
+        )
+        grid = tile_grid(lv.height, lv.width, opts.size, overlap)
+        if opts.stride and opts.stride > opts.size:
+            grid = [t for t in grid if t.y % opts.stride == 0 and t.x % opts.stride == 0]
+        tiles = tiles_touching(
+            grid, tissue, thumb_ds / lv.downsample, opts.size, min_fraction=opts.min_tissue
+        )
+        d = lv.downsample
+        for t in tiles:
+            x0, y0 = t.x * d, t.y * d
+            footprint = box(x0, y0, x0 + opts.size * d, y0 + opts.size * d)
+            hits = [] if tree is None else [every[i] for i in tree.query(footprint, predicate="intersects")]
+            stem = f"{name}_x{int(round(x0))}_y{int(round(y0))}"
+            image = reader.read(level, t.x, t.y, opts.size, opts.size)
+            if hits:
+                pos = (
+                    []
+                    if pos_tree is None
+                    else [positive[i] for i in pos_tree.query(footprint, predicate="intersects")]
+                )
+                write_png(out_dir / "images" / f"{stem}.png", image)
+                write_png(out_dir / "masks" / f"{stem}.png", rasterise(pos, x0, y0, opts.size, d))
+                records.append({"name": stem, "x": x0, "y": y0, "labelled": True})
+            else:
+                write_png(out_dir / "unlabelled" / f"{stem}.png", image)
+                records.append({"name": stem, "x": x0, "y": y0, "labelled": False})
+        manifest = {
+            "slide": str(slide),
+            "level": level,
+            "downsample": d,
+            "mpp": reader.level_mpp(level),
+            "size": opts.size,
+            "annotations": str(annotations) if annotations else None,
+            "tiles": records,
+        }
+    labelled = sum(1 for r in records if r["labelled"])
+    write_json(out_dir / f"{name}_tiles.json", manifest)
+    return {
+        "labelled": labelled,
+        "unlabelled": len(records) - labelled,
+        "level": level,
+        "manifest": out_dir / f"{name}_tiles.json",
+    }

@@ -1,0 +1,214 @@
+"""Outputs: pyramidal probability TIFF, QuPath GeoJSON, overlay thumbnail. Every file is written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from teachseg.inference.blending import RawRaster
+from teachseg.io import atomic_path, write_png, write_text
+
+TUMOUR_CLASS = "Tumor"  # QuPath's built-in class name
+TUMOUR_COLOUR = (200, 0, 0)
+
+
+# ---------------------------------------------------------------- pyramid
+
+
+def build_pyramid(base: RawRaster, workdir: Path, min_side: int = 256, band: int = 1024) -> list[RawRaster]:
+    """Halve ``base`` repeatedly (2x2 mean, streamed in row bands) until it fits in ``min_side`` pixels."""
+    levels = [base]
+    while max(levels[-1].height, levels[-1].width) > min_side:
+        prev = levels[-1]
+        h, w = math.ceil(prev.height / 2), math.ceil(prev.width / 2)
+        nxt = RawRaster(workdir / f"level{len(levels)}.u8", h, w)
+        for y in range(0, h, band):
+            rows = prev.read_rows(2 * y, 2 * min(y + band, h))
+            if rows.shape[0] % 2:
+                rows = np.concatenate([rows, rows[-1:]], axis=0)
+            if rows.shape[1] % 2:
+                rows = np.concatenate([rows, rows[:, -1:]], axis=1)
+            small = (
+                rows.reshape(rows.shape[0] // 2, 2, rows.shape[1] // 2, 2).astype(np.uint16).sum(axis=(1, 3))
+            )
+            nxt.write_rows(y, ((small + 2) // 4).astype(np.uint8))
+        levels.append(nxt)
+    return levels
+
+
+def _tiles(raster: RawRaster, tile: int) -> Iterator[np.ndarray]:
+    for y in range(0, raster.height, tile):
+        rows = raster.read_rows(y, y + tile)
+        pad_h = tile - rows.shape[0]
+        pad_w = (-raster.width) % tile
+        if pad_h or pad_w:
+            rows = np.pad(rows, ((0, pad_h), (0, pad_w)))
+        for x in range(0, rows.shape[1], tile):
+            yield rows[:, x : x + tile]
+
+
+def write_pyramid_tiff(
+    path: str | Path, levels: list[RawRaster], mpp: float | None, tile: int = 256, description: str = ""
+) -> Path:
+    """Write a tiled, zlib-compressed, 8-bit pyramidal TIFF (one IFD per level) that OpenSlide reads.
+
+    ``mpp`` is the resolution of ``levels[0]`` in micrometres per pixel (stored as pixels per cm).
+    """
+    import tifffile
+
+    raw_bytes = sum(lv.height * lv.width for lv in levels)
+    with atomic_path(path, suffix=".tif") as tmp, tifffile.TiffWriter(tmp, bigtiff=raw_bytes > 2**31) as tw:
+        for i, lv in enumerate(levels):
+            kwargs: dict[str, Any] = {}
+            if mpp:
+                ppcm = 1e4 / (mpp * levels[0].width / lv.width)
+                kwargs.update(resolution=(ppcm, ppcm), resolutionunit="CENTIMETER")
+            tw.write(
+                _tiles(lv, tile),
+                shape=(lv.height, lv.width),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                photometric="minisblack",
+                compression="zlib",
+                subfiletype=1 if i else 0,
+                description=description if i == 0 else None,
+                metadata=None,
+                **kwargs,
+            )
+    return Path(path)
+
+
+def read_level_for(levels: list[RawRaster], max_side: int) -> tuple[np.ndarray, float]:
+    """The first pyramid level no larger than ``max_side``, whole, and its downsample from ``levels[0]``."""
+    for lv in levels:
+        if max(lv.height, lv.width) <= max_side:
+            return lv.read_rows(0, lv.height), levels[0].width / lv.width
+    lv = levels[-1]
+    return lv.read_rows(0, lv.height), levels[0].width / lv.width
+
+
+# ---------------------------------------------------------------- polygons
+
+
+def mask_polygons(mask: np.ndarray, scale: float, min_area: float = 0.0, simplify: float = 0.0) -> list[Any]:
+    """Polygons (holes kept) of a binary mask, in coordinates ``scale`` times the mask's pixels.
+
+    Args:
+        mask: 2-D array, non-zero = inside.
+        scale: output units per mask pixel (e.g. level-0 pixels per mask pixel).
+        min_area: polygons and holes smaller than this (output units squared) are dropped.
+        simplify: Douglas-Peucker tolerance in output units (topology preserved).
+    """
+    import cv2
+    from shapely.geometry import Polygon
+    from shapely.validation import make_valid
+
+    m = np.ascontiguousarray((mask > 0).astype(np.uint8))
+    if not m.any():
+        return []
+    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return []
+    hier = hierarchy[0]
+
+    def ring(c: np.ndarray) -> np.ndarray:
+        return (c.reshape(-1, 2).astype(np.float64) + 0.5) * scale
+
+    polys = []
+    for i, c in enumerate(contours):
+        if hier[i][3] != -1 or len(c) < 3:
+            continue
+        holes = []
+        child = hier[i][2]
+        while child != -1:
+            hc = contours[child]
+            if len(hc) >= 3:
+                hole = Polygon(ring(hc))
+                if hole.area >= min_area:
+                    holes.append(ring(hc))
+            child = hier[child][0]
+        poly = Polygon(ring(c), holes)
+        if not poly.is_valid:
+            poly = make_valid(poly)
+        parts = (
+            [poly]
+            if poly.geom_type == "Polygon"
+            else [g for g in getattr(poly, "geoms", []) if g.geom_type == "Polygon"]
+        )
+        for p in parts:
+            if simplify > 0:
+                p = p.simplify(simplify, preserve_topology=True)
+            if not p.is_empty and p.area >= max(min_area, 1e-9) and p.geom_type == "Polygon":
+                polys.append(p)
+    return polys
+
+
+def geojson_features(
+    polygons: list[Any], name: str = TUMOUR_CLASS, colour: tuple[int, int, int] = TUMOUR_COLOUR
+) -> dict:
+    """A QuPath-compatible FeatureCollection of annotation polygons."""
+    from shapely.geometry import mapping
+
+    features = []
+    for p in polygons:
+        geom = mapping(p)
+        geom["coordinates"] = [[[round(x, 2), round(y, 2)] for x, y in r] for r in geom["coordinates"]]
+        features.append(
+            {
+                "type": "Feature",
+                "id": str(uuid.uuid4()),
+                "geometry": geom,
+                "properties": {
+                    "objectType": "annotation",
+                    "classification": {"name": name, "color": list(colour)},
+                    "isLocked": False,
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(path: str | Path, collection: dict) -> Path:
+    return write_text(path, json.dumps(collection, separators=(",", ":")) + "\n")
+
+
+# ---------------------------------------------------------------- overlay
+
+
+def overlay(
+    rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 200, 60), alpha: float = 0.25
+) -> np.ndarray:
+    """``rgb`` with the outline of ``mask`` drawn over it (and the inside lightly tinted)."""
+    from scipy import ndimage as ndi
+
+    out = rgb[..., :3].astype(np.float32).copy()
+    m = mask.astype(bool)
+    col = np.asarray(colour, dtype=np.float32)
+    out[m] = (1 - alpha) * out[m] + alpha * col
+    thick = max(1, round(max(m.shape) / 600))
+    edge = m & ~ndi.binary_erosion(m, iterations=thick, border_value=0)
+    if thick > 1:
+        edge = ndi.binary_dilation(edge, iterations=thick // 2)
+    out[edge] = col
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def resize_to(array: np.ndarray, width: int, height: int, nearest: bool = False) -> np.ndarray:
+    from PIL import Image
+
+    if array.shape[1] == width and array.shape[0] == height:
+        return array
+    im = Image.fromarray(np.ascontiguousarray(array))
+    return np.asarray(
+        im.resize((width, height), Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR)
+    )
+
+
+def write_overlay(path: str | Path, rgb: np.ndarray, mask: np.ndarray) -> Path:
+    return write_png(path, overlay(rgb, mask))
