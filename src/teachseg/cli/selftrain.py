@@ -1,5 +1,154 @@
-"""CLI commands (selftrain)."""
+"""CLI commands: selftrain, experiment, demo."""
 
 from __future__ import annotations
 
-from teachseg.cli._app import app  # noqa: F401
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from teachseg.cli._app import ConfigArg, OverwriteOpt, ResumeOpt, SetOpt, app, console, out
+
+SkipBadOpt = Annotated[
+    bool, typer.Option("--skip-bad", help="Leave out unreadable unlabelled images (recorded in lineage.json).")
+]
+
+
+@app.command()
+def selftrain(
+    config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False, skip_bad: SkipBadOpt = False
+) -> None:
+    """Teacher -> soft pseudo-labels -> Student -> next Teacher, until the Student stops beating it."""
+    from teachseg.config import load_config
+    from teachseg.models import check_names
+    from teachseg.selftrain.loop import run_selftrain
+    from teachseg.training.fit import is_child_rank
+    from teachseg.training.prepare import prepare_run_dir, write_config
+
+    cfg = load_config(config, set_)
+    if skip_bad:
+        cfg.selftrain.skip_bad = True
+    check_names(cfg.model.arch, cfg.model.encoder)
+    s = cfg.selftrain.student
+    if s.arch or s.encoder:
+        check_names(s.arch or cfg.model.arch, s.encoder or cfg.model.encoder)
+    run_dir = cfg.run_dir
+    child = is_child_rank()
+    if not child:
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        write_config(run_dir, cfg)
+    summary = run_selftrain(cfg, run_dir, resume=resume or child, console=None if child else console)
+    if summary:
+        print_selftrain(summary, run_dir)
+
+
+def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
+    from rich.table import Table
+
+    from teachseg.io import read_json
+
+    lineage = read_json(run_dir / "lineage.json")
+    from rich import box
+
+    table = Table(title=f"self-training lineage ({run_dir.name})", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for col in ("gen", "model", "loss", "val Dice", "val IoU", "test Dice", "best ep.", "decision"):
+        table.add_column(col, justify="right" if col not in ("model", "decision") else "left", min_width=len(col))
+
+    def f(v: object) -> str:
+        return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    for g in lineage["generations"]:
+        table.add_row(
+            str(g["generation"]), str(g.get("arch")), f(g.get("train_loss")),
+            f(g.get("val_dice")), f(g.get("val_jaccard")), f(g.get("test_dice")), f(g.get("best_epoch")), _short(g),
+        )
+    out.print(table)
+    final = summary["final_generation"]
+    who = "the Teacher (generation 0)" if final == 0 else f"the Student of generation {final}"
+    out.print(f"winner: {who}; final model: {run_dir / summary['final_model']}", highlight=False)
+    if summary.get("stopped_because"):
+        out.print(f"stopped: {summary['stopped_because']}", highlight=False)
+
+
+def _short(g: dict[str, Any]) -> str:
+    if g["role"] == "teacher":
+        return "teacher"
+    gain = g["decision"].split(" by ")[-1].split(" val")[0].split(": student ")[-1]
+    try:
+        gain = f"{float(gain):+.3f}"
+    except ValueError:
+        pass
+    return ("kept " if g.get("accepted") else "dropped ") + gain
+
+
+@app.command()
+def experiment(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Run architectures x seeds (each a self-training run; finished runs are reused), then build the report."""
+    from teachseg.config import load_config
+    from teachseg.selftrain.experiment import plan, run_experiment
+
+    cfg = load_config(config, set_)
+    runs = plan(cfg)  # fails on unknown names before anything trains
+    console.print(f"[bold]experiment[/] {cfg.name}: {len(runs)} runs -> {cfg.run_dir}", highlight=False)
+    state = run_experiment(cfg, console=console)
+    report = _build_report(cfg.run_dir)
+    failed = [r["dir"] for r in state["runs"] if r["status"] != "done"]
+    if report:
+        out.print(f"report: {report}", highlight=False)
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) failed[/]: {', '.join(failed)} (see experiment.json)")
+        raise typer.Exit(1)
+
+
+def _build_report(run_dir: Path) -> Path | None:
+    try:
+        from teachseg.reports import build_report
+    except ImportError:  # pragma: no cover - the reports package ships with teachseg
+        return None
+    return build_report(run_dir)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the sample data and runs go.")] = Path("demo-output"),
+    epochs: Annotated[int, typer.Option(help="Epochs for teacher and student.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the data and the runs.")] = 42,
+) -> None:
+    """The whole cycle on built-in synthetic H&E tiles: Teachers, pseudo-labels, Students, report."""
+    from teachseg.config import build_config
+    from teachseg.data.synth import generate
+    from teachseg.io import ensure_writable_dir, read_json
+    from teachseg.selftrain.experiment import run_experiment
+
+    ensure_writable_dir(out_dir)
+    data_dir = out_dir / "sample-data"
+    if not (data_dir / "images").is_dir():
+        console.print(f"generating synthetic H&E tiles in {data_dir}")
+        generate(data_dir, n_labelled=32, n_unlabelled=96, size=128, seed=seed)
+    cfg = build_config(
+        {
+            "name": "demo-experiment",
+            "output_dir": str(out_dir),
+            "seed": seed,
+            "data": {"root": str(data_dir), "image_size": 128, "val_fraction": 0.25, "batch_size": 8, "num_workers": 0},
+            "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
+            "train": {"epochs": epochs, "lr": 2e-3},
+            "selftrain": {"max_generations": 1},
+            "experiment": {"archs": ["linknet", "fpn"], "seeds": [seed]},
+        },
+        "demo",
+    )
+    console.print(
+        f"[bold]teachseg demo[/]: LinkNet and FPN (ResNet34), seed {seed}, {epochs} epochs each, "
+        "teacher -> pseudo-labels -> student, on synthetic tiles",
+        highlight=False,
+    )
+    state = run_experiment(cfg, console=console)
+    for run in state["runs"]:
+        rdir = cfg.run_dir / run["dir"]
+        if run["status"] == "done":
+            print_selftrain(read_json(rdir / "summary.json"), rdir)
+    report = _build_report(cfg.run_dir)
+    out.print(f"\nsample data: {data_dir}\nruns: {cfg.run_dir}", highlight=False)
+    if report:
+        out.print(f"report: {report}", highlight=False)

@@ -1,0 +1,1 @@
+"""Teacher-student self-training: soft pseudo-labels, students, replacement, until no gain."""

@@ -1,0 +1,95 @@
+"""Experiments: the grid architectures x seeds, each a self-training run; finished runs are reused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from teachseg.config import Config
+from teachseg.errors import TeachsegError
+from teachseg.io import read_json, write_json, write_text
+from teachseg.models import check_names
+from teachseg.selftrain.loop import run_selftrain
+from teachseg.training.prepare import write_config
+
+EXPERIMENT = "experiment.json"
+
+
+def run_dirname(arch: str, student_arch: str | None, seed: int) -> str:
+    pair = arch if not student_arch or student_arch == arch else f"{arch}-to-{student_arch}"
+    return f"{pair}_seed{seed}"
+
+
+def plan(cfg: Config) -> list[dict[str, Any]]:
+    """The grid, validated before anything trains (unknown names fail here)."""
+    runs = []
+    for arch in cfg.experiment.archs:
+        check_names(arch, cfg.model.encoder)
+        student = cfg.experiment.student_archs.get(arch) or cfg.selftrain.student.arch
+        if student:
+            check_names(student, cfg.selftrain.student.encoder or cfg.model.encoder)
+        for seed in cfg.experiment.seeds:
+            runs.append({"arch": arch, "student_arch": student or arch, "seed": seed, "dir": run_dirname(arch, student, seed)})
+    return runs
+
+
+def run_config(cfg: Config, run: dict[str, Any]) -> Config:
+    data = cfg.to_dict()
+    data["name"] = run["dir"]
+    data["output_dir"] = str(cfg.run_dir)
+    data["seed"] = run["seed"]
+    data["model"]["arch"] = run["arch"]
+    if run["student_arch"] != run["arch"]:
+        data["selftrain"]["student"]["arch"] = run["student_arch"]
+    return Config.model_validate(data)
+
+
+def run_experiment(cfg: Config, *, resume: bool = True, console: Any = None) -> dict[str, Any]:
+    """Run every (architecture, seed) self-training run in ``cfg.run_dir``, reusing finished ones."""
+    say = console.print if console is not None else (lambda *a, **k: None)
+    runs = plan(cfg)
+    exp_dir = cfg.run_dir
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    path = exp_dir / EXPERIMENT
+    previous = read_json(path) if path.is_file() else {}
+    state: dict[str, Any] = {
+        "name": cfg.name,
+        "archs": cfg.experiment.archs,
+        "seeds": cfg.experiment.seeds,
+        "runs": [{**r, "status": "pending"} for r in runs],
+        "config_hash": cfg.hash(),
+        "command": " ".join(["teachseg", *sys.argv[1:]]) if sys.argv else "teachseg experiment",
+        "started": previous.get("started") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished": None,
+    }
+    write_text(exp_dir / "config.yaml", cfg.to_yaml())
+    write_json(path, state)
+    for i, run in enumerate(state["runs"], 1):
+        rdir = exp_dir / run["dir"]
+        if (rdir / "summary.json").is_file() and (rdir / "lineage.json").is_file():
+            say(f"[dim]run {i}/{len(runs)} {run['dir']}: finished earlier, reused[/]")
+            run["status"] = "done"
+            continue
+        say(f"[bold cyan]run {i}/{len(runs)}[/] {run['dir']}")
+        rcfg = run_config(cfg, run)
+        rdir.mkdir(parents=True, exist_ok=True)
+        write_config(rdir, rcfg)
+        try:
+            run_selftrain(rcfg, rdir, resume=True, console=console)
+            run["status"] = "done"
+        except TeachsegError:
+            raise
+        except Exception as exc:  # one broken run must not lose the others
+            run["status"] = "failed"
+            run["error"] = f"{type(exc).__name__}: {exc}"
+            say(f"[red]run {run['dir']} failed[/]: {run['error']}")
+        write_json(path, state)
+    state["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    write_json(path, state)
+    return state
+
+
+def experiment_dir_ok(path: Path) -> bool:
+    return (path / EXPERIMENT).is_file()

@@ -1,0 +1,216 @@
+"""The self-training loop: Teacher (generation 0) -> pseudo-labels -> Student -> replace if better -> repeat.
+
+Every generation is a normal training run folder (``gen0/``, ``gen1/``, ...), so a resumed run reuses each
+finished generation as is, keeps finished pseudo-labels, and continues an interrupted student from its last
+checkpoint. ``lineage.json`` is rewritten (atomically) after every step.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from teachseg.config import Config
+from teachseg.data.datasets import Record
+from teachseg.data.imageio import read_image, read_mask
+from teachseg.errors import DataError, ModelError
+from teachseg.io import read_json, write_json
+from teachseg.models import check_model_folder, load_model_folder
+from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records
+from teachseg.training.fit import train_model
+from teachseg.training.prepare import PreparedData, prepare_data
+
+LINEAGE = "lineage.json"
+
+
+def check_unlabelled(records: list[Record], skip_bad: bool) -> tuple[list[Record], list[dict[str, str]]]:
+    """Decode every unlabelled image before training starts; fail listing the bad ones, or skip them."""
+    good: list[Record] = []
+    bad: list[dict[str, str]] = []
+    for rec in records:
+        try:
+            read_image(rec.image)
+            good.append(rec)
+        except DataError as exc:
+            bad.append({"id": rec.id, "path": str(rec.image), "error": str(exc)})
+    if bad and not skip_bad:
+        listed = ", ".join(b["path"] for b in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise DataError(
+            f"{len(bad)} unlabelled image(s) cannot be read: {listed}",
+            fix="fix or remove them, or pass --skip-bad to leave them out (they are recorded in lineage.json)",
+        )
+    return good, bad
+
+
+def check_teacher_folder(folder: Path, image_size: int) -> None:
+    meta = check_model_folder(folder)
+    if meta.image_size != image_size:
+        raise ModelError(
+            f"the teacher was trained for input size {meta.image_size}, but data.image_size is {image_size}",
+            path=folder,
+            fix=f"set data.image_size={meta.image_size}, or train a new teacher",
+        )
+
+
+def _entry(generation: int, role: str, summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    keys = ("arch", "encoder", "seed", "train_loss", "val_dice", "val_jaccard", "test_dice", "test_jaccard", "best_epoch")
+    return {
+        "generation": generation,
+        "role": role,
+        **{k: summary.get(k) for k in keys},
+        "wall_seconds": summary.get("wall_seconds"),
+        "run_dir": run_dir,
+    }
+
+
+def pseudo_quality(records: list[Record], manifest: dict[str, Any], pseudo_dir: Path, withheld: dict[str, Record]) -> float | None:
+    """Dice of the pseudo-labels against the masks withheld by ``label_fraction`` (a diagnostic only)."""
+    from teachseg.data.datasets import read_pseudo
+    from teachseg.metrics import image_scores
+
+    dices = []
+    for item in manifest["images"]:
+        rec = withheld.get(item["id"])
+        if rec is None or not rec.masks:
+            continue
+        prob = read_pseudo(pseudo_dir / item["file"])
+        mask = read_mask(rec.masks, expected_shape=prob.shape)
+        dices.append(image_scores(prob, mask).dice)
+    return float(np.mean(dices)) if dices else None
+
+
+def run_selftrain(
+    cfg: Config,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    console: Any = None,
+    data: PreparedData | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a whole self-training job in ``run_dir``; returns the summary."""
+    st = cfg.selftrain
+    say = console.print if console is not None else (lambda *a, **k: None)
+    data = data or prepare_data(cfg, run_dir, resume=resume)
+    split = data.split
+    leaked = set(split.unlabelled) & (set(split.val) | set(split.test))
+    if leaked:  # guaranteed by make_split; checked again because it would invalidate every result
+        raise DataError(f"images are both unlabelled and in validation/test: {sorted(leaked)[:5]}", path=run_dir / "split.json")
+    unlabelled, bad = check_unlabelled(data.unlabelled, st.skip_bad)
+    withheld = {r.id: r for r in data._records(split.label_dropped)} if split.label_dropped else {}
+    started = time.perf_counter()
+    lineage: dict[str, Any] = {"generations": [], "final_generation": 0, "skipped_bad": bad}
+
+    def save_lineage() -> None:
+        write_json(run_dir / LINEAGE, lineage)
+
+    # Generation 0: the Teacher.
+    if st.teacher_model is not None:
+        check_teacher_folder(Path(st.teacher_model), cfg.data.image_size)
+        teacher_model_dir = Path(st.teacher_model)
+        meta = check_model_folder(teacher_model_dir)
+        teacher = {"arch": meta.arch, "encoder": meta.encoder, **meta.summary}
+        teacher_dir_name = str(teacher_model_dir)
+        say(f"[bold]generation 0[/]: using the teacher in {teacher_model_dir}")
+    else:
+        say(f"[bold]generation 0[/]: training the Teacher ({cfg.model.arch}-{cfg.model.encoder}) on {len(data.train)} labelled images")
+        teacher = train_model(cfg, run_dir / "gen0", data.train, data.val, data.test, resume=resume, console=console)
+        if teacher is None:  # DDP child process
+            return {}
+        teacher_model_dir = run_dir / "gen0" / "model"
+        teacher_dir_name = "gen0"
+    lineage["generations"].append({**_entry(0, "teacher", teacher, teacher_dir_name), "pseudo": None, "decision": "initial teacher"})
+    save_lineage()
+    teacher_gen, best_student, stopped = 0, None, ""
+
+    if not unlabelled:
+        stopped = "no unlabelled images: stopped after the Teacher"
+        say(f"[yellow]{stopped}[/] (add images without masks, data.unlabelled_dirs, or data.label_fraction < 1)")
+    no_gain = 0
+    for g in range(1, st.max_generations + 1 if unlabelled else 1):
+        pseudo_dir = run_dir / "pseudo" / f"gen{g}"
+        model, meta = load_model_folder(teacher_model_dir)
+        say(f"[bold]generation {g}[/]: teacher gen{teacher_gen} writes soft pseudo-labels for {len(unlabelled)} images")
+        manifest = generate_pseudo_labels(
+            model, meta, unlabelled, pseudo_dir, generation=g, teacher=f"gen{teacher_gen}", tta=st.tta, batch_size=cfg.data.batch_size
+        )
+        del model
+        pstats = dict(manifest["stats"])
+        if withheld:
+            pstats["dice_vs_withheld_masks"] = pseudo_quality(unlabelled, manifest, pseudo_dir, withheld)
+        s = st.student
+        arch, encoder = s.arch or cfg.model.arch, s.encoder or cfg.model.encoder
+        init_state = None
+        if s.init_from_teacher:
+            if (arch, encoder) != (meta.arch, meta.encoder):
+                raise ModelError(
+                    f"student.init_from_teacher needs the teacher's architecture ({meta.arch}-{meta.encoder}), got {arch}-{encoder}",
+                    fix="set selftrain.student.init_from_teacher=false or use the same arch and encoder",
+                )
+            init_state = load_model_folder(teacher_model_dir)[0].state_dict()
+        # A retry after a rejected student uses another seed; otherwise it would repeat the same student.
+        gen_cfg = cfg if no_gain == 0 else cfg.model_copy(update={"seed": cfg.seed + g})
+        train_records = [*data.train, *pseudo_records(unlabelled, manifest, pseudo_dir)]
+        say(f"generation {g}: training the Student ({arch}-{encoder}) on {len(data.train)} labelled + {len(unlabelled)} pseudo-labelled images")
+        student = train_model(
+            gen_cfg,
+            run_dir / f"gen{g}",
+            train_records,
+            data.val,
+            data.test,
+            arch=arch,
+            encoder=encoder,
+            encoder_weights=s.encoder_weights if (s.arch or s.encoder) else "config",
+            epochs=s.epochs,
+            init_state=init_state,
+            strong_augment=s.strong_augment,
+            dropout=s.dropout,
+            resume=resume,
+            console=console,
+            extra_summary={"generation": g, "teacher": f"gen{teacher_gen}"},
+        )
+        if student is None:
+            return {}
+        gain = student["val_dice"] - teacher["val_dice"]
+        accepted = gain > st.min_delta
+        decision = (
+            f"accepted: student beat teacher gen{teacher_gen} by {gain:+.4f} val Dice"
+            if accepted
+            else f"rejected: student {gain:+.4f} val Dice vs teacher gen{teacher_gen} (needs > {st.min_delta:+.4f})"
+        )
+        say(f"generation {g}: {decision}")
+        lineage["generations"].append({**_entry(g, "student", student, f"gen{g}"), "pseudo": pstats, "decision": decision, "accepted": accepted})
+        if best_student is None or student["val_dice"] > best_student["val_dice"]:
+            best_student = {**student, "generation": g}
+        if accepted:
+            teacher, teacher_gen, no_gain = student, g, 0
+            teacher_model_dir = run_dir / f"gen{g}" / "model"
+            lineage["final_generation"] = g
+        else:
+            no_gain += 1
+        save_lineage()
+        if no_gain >= st.patience:
+            stopped = f"no gain for {no_gain} generation(s) (patience {st.patience})"
+            break
+    else:
+        if unlabelled:
+            stopped = f"reached max_generations={st.max_generations}"
+
+    final_dir = teacher_model_dir if st.teacher_model is None or teacher_gen else Path(st.teacher_model)
+    lineage["stopped_because"] = stopped
+    save_lineage()
+    gen0 = read_json(run_dir / "gen0" / "summary.json") if (run_dir / "gen0" / "summary.json").is_file() else teacher
+    summary = {
+        "final_model": str(final_dir.relative_to(run_dir)) if final_dir.is_relative_to(run_dir) else str(final_dir),
+        "final_generation": teacher_gen,
+        "teacher": gen0,
+        "best_student": best_student,
+        "stopped_because": stopped,
+        "n_labelled": len(data.train),
+        "n_unlabelled": len(unlabelled),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json(run_dir / "summary.json", summary)
+    return summary
