@@ -172,10 +172,22 @@ def load_encoder_weights(model: nn.Module, path: Path) -> None:
         if k in wanted:
             cleaned[k] = value
     missing = sorted(wanted - set(cleaned))
-    if not cleaned or missing:
+    # Keys under the encoder's own modules that it lacks mean another depth (resnet34 into resnet18 shares
+    # every resnet18 key and shape): refuse instead of silently loading part of it.
+    tops = {w.split(".")[0] for w in wanted}
+    extra = sorted(
+        k
+        for k in (key.removeprefix("model.").removeprefix("encoder.") for key in state)
+        if k not in wanted and k.split(".")[0] in tops
+    )
+    if not cleaned or missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} of {len(wanted)} tensors missing, e.g. {', '.join(missing[:3])}")
+        if extra:
+            problems.append(f"{len(extra)} unexpected, e.g. {', '.join(extra[:3])}")
         raise ModelError(
-            f"weights do not match the encoder ({len(missing)} of {len(wanted)} tensors missing, e.g. "
-            f"{', '.join(missing[:3])})",
+            f"weights do not match the encoder ({'; '.join(problems) or 'no encoder tensors found'})",
             path=path,
             fix="give weights saved from the same encoder (its state_dict, optionally prefixed 'encoder.')",
         )

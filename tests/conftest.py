@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny synthetic dataset, a config writer, a trained tiny run, the real data locator."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+#: The folder ``shared`` beside the repository root (real data for the real-data tests and benchmarks).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+
+# Keep every test on the CPU's two cores and off the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CI", "1")
+
+#: The smallest config that trains: 64x64, linknet + resnet18, batch 4, no workers, fp32 for speed.
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"image_size": 64, "val_fraction": 0.25, "batch_size": 4, "num_workers": 0},
+    "model": {"arch": "linknet", "encoder": "resnet18"},
+    "train": {"epochs": 1, "progress_bar": False, "precision": "32-true", "accelerator": "cpu"},
+}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The real data folder; tests that need it skip when it is absent."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"real data not found under {SHARED / 'data'}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 labelled + 4 unlabelled 64x64 synthetic tiles (images/, masks/, unlabelled/). Do not modify."""
+    from teachseg.data.synth import generate
+
+    return generate(tmp_path_factory.mktemp("synth") / "data", n_labelled=16, n_unlabelled=4, size=64, seed=0)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """``write_config(data_root, **sections)`` -> a YAML file of the tiny config (merged with ``sections``)."""
+
+    def _write(root: Path | None = None, name: str = "config.yaml", **extra: Any) -> Path:
+        cfg = _merge(TINY, {"output_dir": str(tmp_path / "runs"), **extra})
+        if root is not None:
+            cfg = _merge(cfg, {"data": {"root": str(root)}})
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, synth_data: Path) -> Path:
+    """One finished 2-epoch `teachseg train` run folder on the synthetic data (shared, read-only)."""
+    from teachseg.cli import run
+
+    base = tmp_path_factory.mktemp("tiny_run")
+    cfg = _merge(
+        TINY, {"output_dir": str(base / "runs"), "data": {"root": str(synth_data)}, "train": {"epochs": 2}}
+    )
+    path = base / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    code = run(["train", str(path)])
+    assert code == 0, "the shared tiny training run failed"
+    return base / "runs" / "tiny"

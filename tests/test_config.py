@@ -1,0 +1,118 @@
+"""Config: defaults, unknown keys, validation messages, --set overrides, path resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from teachseg.config import Config, build_config, load_config
+from teachseg.errors import ConfigError
+
+
+def test_defaults_match_the_paper_protocol() -> None:
+    cfg = Config()
+    assert cfg.model.arch == "linknet"
+    assert cfg.model.encoder == "resnet34"
+    assert cfg.data.val_fraction == pytest.approx(0.05)
+    assert cfg.data.image_size == 256
+    assert load_config(None).model_dump() == cfg.model_dump()
+
+
+def test_unknown_top_level_key_names_it_and_lists_valid_keys() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config({"modle": {}}, "cfg.yaml")
+    msg = str(err.value)
+    assert "cfg.yaml" in msg
+    assert "'modle'" in msg
+    for key in ("data", "model", "train", "seed"):
+        assert key in msg
+
+
+def test_unknown_nested_key_lists_the_keys_of_its_section() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config({"data": {"imagesize": 128}})
+    msg = str(err.value)
+    assert "'data.imagesize'" in msg
+    assert "image_size" in msg and "batch_size" in msg and "val_fraction" in msg
+    # the keys of other sections are not offered
+    assert "encoder" not in msg
+
+
+def test_image_size_not_multiple_of_32_suggests_neighbours() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config({"data": {"image_size": 100}})
+    msg = str(err.value)
+    assert "data.image_size" in msg
+    assert "96" in msg and "128" in msg
+
+
+def test_set_overrides_nested_and_typed_values(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"train": {"epochs": 3}}), encoding="utf-8")
+    cfg = load_config(
+        path,
+        [
+            "train.epochs=5",
+            "train.lr=2e-4",
+            "data.augment.hflip=false",
+            "experiment.seeds=[1, 2]",
+            "model.encoder_weights=null",
+            "name=abc",
+        ],
+    )
+    assert cfg.train.epochs == 5
+    assert cfg.train.lr == pytest.approx(2e-4)
+    assert cfg.data.augment.hflip is False
+    assert cfg.experiment.seeds == [1, 2]
+    assert cfg.model.encoder_weights is None
+    assert cfg.name == "abc"
+
+
+def test_set_unknown_key_and_malformed_override() -> None:
+    with pytest.raises(ConfigError, match=r"'train\.epoch'.*epochs"):
+        build_config({}, overrides=["train.epoch=3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        build_config({}, overrides=["train.epochs"])
+
+
+def test_empty_seed_list_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"experiment\.seeds.*empty"):
+        build_config({"experiment": {"seeds": []}})
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path, monkeypatch) -> None:
+    cfg_dir = tmp_path / "configs"
+    cfg_dir.mkdir()
+    (cfg_dir / "data").mkdir()
+    path = cfg_dir / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"root": "data", "unlabelled_dirs": ["more"]}}), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # neither 'data' nor 'more' exists here
+    cfg = load_config(path)
+    assert cfg.data.root == cfg_dir / "data"
+    assert cfg.data.unlabelled_dirs == [cfg_dir / "more"]
+    # a path that exists in the working directory is kept as given
+    (tmp_path / "data").mkdir()
+    assert load_config(path).data.root == Path("data")
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="YAML"):
+        load_config(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listing)
+
+
+def test_yaml_round_trip_and_hash() -> None:
+    cfg = build_config({"seed": 7, "train": {"epochs": 2}})
+    again = build_config(yaml.safe_load(cfg.to_yaml()))
+    assert again.to_dict() == cfg.to_dict()
+    assert again.hash() == cfg.hash()
+    assert build_config({"seed": 8}).hash() != cfg.hash()
