@@ -1,0 +1,442 @@
+"""Load run folders written by ``teachseg train``, ``selftrain`` and ``experiment`` -- tolerantly.
+
+Every reader returns what it could read and records a warning naming the file for anything missing or
+corrupt, so that a report can still be built from a half-finished or damaged run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from teachseg.errors import DataError
+
+RunKind = Literal["experiment", "selftrain", "train"]
+
+_GEN_DIR = re.compile(r"^gen(\d+)$")
+
+
+@dataclass
+class Warnings:
+    """Problems found while loading; each message names the file."""
+
+    messages: list[str] = field(default_factory=list)
+
+    def add(self, path: Path, problem: str) -> None:
+        msg = f"{path}: {problem}"
+        if msg not in self.messages:
+            self.messages.append(msg)
+
+    def __iter__(self):
+        return iter(self.messages)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+# --- tolerant file readers ------------------------------------------------------------------------------
+
+
+def read_json(path: Path, warn: Warnings, *, required: bool = True) -> Any:
+    if not path.is_file():
+        if required:
+            warn.add(path, "missing")
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        warn.add(path, f"corrupt JSON, skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+        return None
+
+
+def read_yaml(path: Path, warn: Warnings, *, required: bool = True) -> dict[str, Any] | None:
+    if not path.is_file():
+        if required:
+            warn.add(path, "missing")
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        warn.add(path, f"corrupt YAML, skipped ({type(exc).__name__})")
+        return None
+    if not isinstance(data, dict):
+        warn.add(path, "not a mapping of keys to values, skipped")
+        return None
+    return data
+
+
+def _to_number(text: str | None) -> float | str | None:
+    if text is None:
+        return None
+    s = text.strip()
+    if s == "" or s.lower() in {"nan", "none", "null"}:
+        return math.nan if s.lower() == "nan" else None
+    try:
+        return float(s)
+    except ValueError:
+        return s
+
+
+def read_csv(
+    path: Path,
+    warn: Warnings,
+    required_columns: tuple[str, ...],
+    *,
+    required: bool = True,
+    text_columns=("id", "class"),
+) -> list[dict[str, Any]]:
+    """Read a CSV into dicts; numeric columns become floats. Bad rows are skipped with one warning."""
+    if not path.is_file():
+        if required:
+            warn.add(path, "missing")
+        return []
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in required_columns if c not in header]
+            if missing:
+                warn.add(path, f"corrupt CSV: missing column(s) {', '.join(missing)}, skipped")
+                return []
+            rows: list[dict[str, Any]] = []
+            bad = 0
+            for raw in reader:
+                row: dict[str, Any] = {}
+                ok = True
+                for key, value in raw.items():
+                    if key is None:
+                        continue
+                    if key in text_columns:
+                        row[key] = value if value not in (None, "") else None
+                    else:
+                        num = _to_number(value)
+                        if isinstance(num, str):
+                            ok = False
+                        row[key] = num
+                if not ok or any(row.get(c) is None and c not in text_columns for c in required_columns):
+                    bad += 1
+                    continue
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        warn.add(path, f"corrupt CSV, skipped ({type(exc).__name__})")
+        return []
+    if bad:
+        warn.add(path, f"{bad} malformed row(s) skipped")
+    return rows
+
+
+# --- run structures -------------------------------------------------------------------------------------
+
+METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "val_jaccard")
+PER_IMAGE_COLUMNS = ("id", "dice", "jaccard")
+
+
+@dataclass
+class TrainRun:
+    """One training run folder (a plain run, or a generation inside a self-training run)."""
+
+    path: Path
+    config: dict[str, Any] | None = None
+    split: dict[str, Any] | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    per_image: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    pred_index: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def get(self, key: str) -> Any:
+        """A summary value, falling back to the metrics at the best epoch for the training fields."""
+        if self.summary and self.summary.get(key) is not None:
+            return self.summary[key]
+        best = self.best_metrics_row()
+        if best is not None and key in {"train_loss", "val_loss", "val_dice", "val_jaccard"}:
+            return best.get(key)
+        if best is not None and key == "best_epoch":
+            return int(best["epoch"])
+        if key == "arch" and self.config:
+            return (self.config.get("model") or {}).get("arch")
+        if key == "encoder" and self.config:
+            return (self.config.get("model") or {}).get("encoder")
+        if key == "seed" and self.config:
+            return self.config.get("seed")
+        return None
+
+    def best_metrics_row(self) -> dict[str, Any] | None:
+        rows = [
+            r for r in self.metrics if isinstance(r.get("val_dice"), float) and not math.isnan(r["val_dice"])
+        ]
+        return max(rows, key=lambda r: r["val_dice"]) if rows else None
+
+    @property
+    def eval_split(self) -> str | None:
+        """The split the paired comparisons use: test when it has per-image results, else val."""
+        if self.per_image.get("test"):
+            return "test"
+        if self.per_image.get("val"):
+            return "val"
+        return None
+
+    def pred_files(self, split: str, image_id: str) -> tuple[Path, Path] | None:
+        key = self.pred_index.get(image_id)
+        if key is None:
+            return None
+        base = self.path / "pred" / split
+        return base / f"{key}_prob.png", base / f"{key}_gt.png"
+
+
+@dataclass
+class PseudoSet:
+    generation: int
+    path: Path
+    manifest: dict[str, Any] | None
+
+
+@dataclass
+class SelfTrainRun:
+    path: Path
+    config: dict[str, Any] | None = None
+    split: dict[str, Any] | None = None
+    generations: dict[int, TrainRun] = field(default_factory=dict)
+    lineage: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    pseudo: dict[int, PseudoSet] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def teacher(self) -> TrainRun | None:
+        return self.generations.get(0)
+
+    def final_generation(self) -> int | None:
+        for src in (self.lineage, self.summary):
+            if src and isinstance(src.get("final_generation"), int):
+                return int(src["final_generation"])
+        return None
+
+    def student(self) -> tuple[TrainRun | None, str]:
+        """The student to compare with the teacher, and how it was chosen.
+
+        The final model's generation when a student was accepted, otherwise the best student by validation
+        Dice (the study compares Teacher and Student even when the Student did not win).
+        """
+        final = self.final_generation()
+        if final and final in self.generations:
+            return self.generations[final], f"gen{final} (final)"
+        students = [g for g in self.generations if g > 0]
+        if not students:
+            return None, "no student generation"
+
+        def score(g: int) -> float:
+            v = self.generations[g].get("val_dice")
+            return float(v) if isinstance(v, (int, float)) and not math.isnan(v) else -math.inf
+
+        best = max(students, key=score)
+        return self.generations[best], f"gen{best} (best; none accepted)"
+
+
+@dataclass
+class ExperimentEntry:
+    arch: str
+    student_arch: str | None
+    seed: int | None
+    dir: str
+    status: str
+    run: SelfTrainRun | None = None
+
+
+@dataclass
+class Experiment:
+    path: Path
+    meta: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    entries: list[ExperimentEntry] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return (self.meta or {}).get("name") or self.path.name
+
+
+Loaded = Experiment | SelfTrainRun | TrainRun
+
+
+# --- detection and loading ------------------------------------------------------------------------------
+
+
+def _gen_dirs(path: Path) -> dict[int, Path]:
+    found = {}
+    for child in path.iterdir() if path.is_dir() else []:
+        m = _GEN_DIR.match(child.name)
+        if m and child.is_dir():
+            found[int(m.group(1))] = child
+    return dict(sorted(found.items()))
+
+
+def _is_selftrain(path: Path) -> bool:
+    return (path / "lineage.json").is_file() or bool(_gen_dirs(path))
+
+
+def _is_train(path: Path) -> bool:
+    return any((path / n).exists() for n in ("summary.json", "metrics.csv", "model", "val_per_image.csv"))
+
+
+def detect_kind(path: Path) -> RunKind:
+    """Tell an experiment, a self-training run and a single training run apart from their files."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            "run folder not found",
+            path=path,
+            fix="give the folder written by teachseg train/selftrain/experiment",
+        )
+    if not path.is_dir():
+        raise DataError("not a folder", path=path, fix="give the run folder, not a file inside it")
+    if (path / "experiment.json").exists():
+        return "experiment"
+    if _is_selftrain(path):
+        return "selftrain"
+    if _is_train(path):
+        return "train"
+    if any(c.is_dir() and _is_selftrain(c) for c in path.iterdir()):
+        return "experiment"
+    raise DataError(
+        "no run found here (no experiment.json, lineage.json, gen0/, summary.json or metrics.csv)",
+        path=path,
+        fix="give a folder written by teachseg train, selftrain or experiment",
+    )
+
+
+def load_train_run(path: Path, warn: Warnings) -> TrainRun:
+    run = TrainRun(path=path)
+    if not path.is_dir():
+        warn.add(path, "run folder missing")
+        return run
+    run.config = read_yaml(path / "config.yaml", warn, required=False)
+    run.split = read_json(path / "split.json", warn, required=False)
+    run.metrics = read_csv(path / "metrics.csv", warn, METRIC_COLUMNS)
+    run.metrics.sort(key=lambda r: r["epoch"])
+    summary = read_json(path / "summary.json", warn)
+    run.summary = summary if isinstance(summary, dict) else None
+    if summary is not None and run.summary is None:
+        warn.add(path / "summary.json", "not a JSON object, skipped")
+    has_test = (path / "test_per_image.csv").exists() or (run.summary or {}).get("test_dice") is not None
+    for split in ("val", "test"):
+        rows = read_csv(
+            path / f"{split}_per_image.csv", warn, PER_IMAGE_COLUMNS, required=split == "val" or has_test
+        )
+        if rows:
+            run.per_image[split] = rows
+    index = read_json(path / "pred" / "index.json", warn, required=False)
+    if isinstance(index, dict):
+        run.pred_index = {str(k): str(v) for k, v in index.items()}
+    return run
+
+
+def load_selftrain_run(path: Path, warn: Warnings) -> SelfTrainRun:
+    run = SelfTrainRun(path=path)
+    if not path.is_dir():
+        warn.add(path, "self-training run folder missing")
+        return run
+    run.config = read_yaml(path / "config.yaml", warn)
+    run.split = read_json(path / "split.json", warn)
+    lineage = read_json(path / "lineage.json", warn)
+    run.lineage = lineage if isinstance(lineage, dict) else None
+    summary = read_json(path / "summary.json", warn)
+    run.summary = summary if isinstance(summary, dict) else None
+    dirs = _gen_dirs(path)
+    for gen in (run.lineage or {}).get("generations") or []:
+        if isinstance(gen, dict) and isinstance(gen.get("generation"), int):
+            d = path / str(gen.get("run_dir") or f"gen{gen['generation']}")
+            dirs.setdefault(int(gen["generation"]), d)
+    if 0 not in dirs:
+        warn.add(path / "gen0", "teacher run folder missing")
+    for g, d in sorted(dirs.items()):
+        gen_run = load_train_run(d, warn)
+        if gen_run.split is None:
+            gen_run.split = run.split
+        if gen_run.config is None:
+            gen_run.config = run.config
+        run.generations[g] = gen_run
+    pseudo_root = path / "pseudo"
+    for d in sorted(pseudo_root.iterdir()) if pseudo_root.is_dir() else []:
+        m = _GEN_DIR.match(d.name)
+        if m and d.is_dir():
+            manifest = read_json(d / "manifest.json", warn)
+            run.pseudo[int(m.group(1))] = PseudoSet(
+                int(m.group(1)), d, manifest if isinstance(manifest, dict) else None
+            )
+    return run
+
+
+def load_experiment(path: Path, warn: Warnings) -> Experiment:
+    exp = Experiment(path=path)
+    meta = read_json(path / "experiment.json", warn)
+    exp.meta = meta if isinstance(meta, dict) else None
+    exp.config = read_yaml(path / "config.yaml", warn)
+    listed: list[dict[str, Any]] = [
+        r for r in (exp.meta or {}).get("runs") or [] if isinstance(r, dict) and r.get("dir")
+    ]
+    if not listed:
+        if exp.meta is not None:
+            warn.add(path / "experiment.json", "lists no runs; using the run folders found beside it")
+        for child in sorted(path.iterdir()):
+            if child.is_dir() and _is_selftrain(child):
+                listed.append({"dir": child.name, "status": "done"})
+    for item in listed:
+        d = path / str(item["dir"])
+        status = str(item.get("status") or "done")
+        run = None
+        if d.is_dir():
+            run = load_selftrain_run(d, warn)
+            if status != "done":
+                warn.add(d, f"run marked '{status}' in experiment.json; using what it wrote")
+        elif status == "done":
+            warn.add(d, "run folder missing (marked done in experiment.json)")
+        else:
+            warn.add(d, f"run {status}; not in the report")
+        teacher = run.teacher if run else None
+        arch = item.get("arch") or (teacher.get("arch") if teacher else None) or "unknown"
+        seed = item.get("seed")
+        if seed is None and teacher is not None:
+            seed = teacher.get("seed")
+        entry = ExperimentEntry(
+            arch=str(arch),
+            student_arch=item.get("student_arch"),
+            seed=int(seed) if isinstance(seed, (int, float)) else None,
+            dir=str(item["dir"]),
+            status=status,
+            run=run,
+        )
+        exp.entries.append(entry)
+    return exp
+
+
+def load(path: Path, warn: Warnings) -> tuple[RunKind, Loaded]:
+    """Detect the folder kind and load it."""
+    path = Path(path)
+    kind = detect_kind(path)
+    loaded: Loaded
+    if kind == "experiment":
+        loaded = load_experiment(path, warn)
+        if not any(e.run is not None for e in loaded.entries):
+            raise DataError(
+                "the experiment has no run folders to report on",
+                path=path,
+                fix="run teachseg experiment first",
+            )
+    elif kind == "selftrain":
+        loaded = load_selftrain_run(path, warn)
+    else:
+        loaded = load_train_run(path, warn)
+    return kind, loaded
