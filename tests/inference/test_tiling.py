@@ -4,7 +4,9 @@ import pytest
 from teachseg.inference.tiling import Tile, axis_starts, gaussian_weight, tile_grid, tiles_touching
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(10, 4, 0.5), (1000, 256, 0.25), (256, 256, 0.25), (100, 256, 0.0)])
+@pytest.mark.parametrize(
+    "length,tile,overlap", [(10, 4, 0.5), (1000, 256, 0.25), (256, 256, 0.25), (100, 256, 0.0)]
+)
 def test_axis_starts_cover_the_axis(length, tile, overlap):
     starts = axis_starts(length, tile, overlap)
     covered = np.zeros(max(length, tile), bool)

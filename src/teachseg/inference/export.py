@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ def export_onnx(model: Any, path: str | Path, in_channels: int = 3, opset: int =
 
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
     dummy = torch.zeros(1, in_channels, size, size)
-    with atomic_path(path, suffix=".onnx") as tmp, torch.inference_mode(False), torch.no_grad():
+    with (
+        atomic_path(path, suffix=".onnx") as tmp,
+        torch.inference_mode(False),
+        torch.no_grad(),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
             model,
             (dummy,),

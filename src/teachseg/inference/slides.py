@@ -258,9 +258,11 @@ def open_slide(path: str | Path) -> SlideReader:
                 errors.append(f"{cls.backend}: {type(exc).__name__}")
                 continue
             if reader.levels and reader.levels[0].width > 0 and reader.levels[0].height > 0:
-                # A stripped plain TIFF opens in tiffslide too; mark it as a slide only when it is pyramidal
-                # or has a whole-slide suffix, so ordinary TIFF images get ordinary outputs.
-                reader.is_slide_format = suffix not in (".tif", ".tiff") or len(reader.levels) > 1
+                # A plain TIFF opens in tiffslide too; it counts as a slide when it has a whole-slide suffix,
+                # a pyramid or a resolution, so ordinary TIFF images (frames, tiles) get ordinary outputs.
+                reader.is_slide_format = (
+                    suffix not in (".tif", ".tiff") or len(reader.levels) > 1 or reader.mpp is not None
+                )
                 return reader
     try:
         return _read_plain(path)

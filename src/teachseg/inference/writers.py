@@ -121,17 +121,17 @@ def mask_polygons(mask: np.ndarray, scale: float, min_area: float = 0.0, simplif
         return (c.reshape(-1, 2).astype(np.float64) + 0.5) * scale
 
     polys = []
+    px_area = scale * scale
     for i, c in enumerate(contours):
-        if hier[i][3] != -1 or len(c) < 3:
+        # cheap pre-filter on the pixel contour before building shapely objects (specks are the bulk)
+        if hier[i][3] != -1 or len(c) < 3 or (min_area > 0 and cv2.contourArea(c) * px_area < min_area):
             continue
         holes = []
         child = hier[i][2]
         while child != -1:
             hc = contours[child]
-            if len(hc) >= 3:
-                hole = Polygon(ring(hc))
-                if hole.area >= min_area:
-                    holes.append(ring(hc))
+            if len(hc) >= 3 and cv2.contourArea(hc) * px_area >= max(min_area, 1e-9):
+                holes.append(ring(hc))
             child = hier[child][0]
         poly = Polygon(ring(c), holes)
         if not poly.is_valid:

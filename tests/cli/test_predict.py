@@ -1,0 +1,197 @@
+"""The predict, tile and export commands through ``teachseg.cli.run``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from teachseg.cli import run
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    import torch
+
+    from teachseg.models import ModelMeta, build_model, save_model_folder
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("m") / "model"
+    save_model_folder(
+        build_model("linknet", "resnet18"), folder, ModelMeta("linknet", "resnet18", 64, mpp=0.5)
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def slide(tmp_path_factory) -> Path:
+    from teachseg.inference.synthetic import synthetic_slide
+
+    path = tmp_path_factory.mktemp("s") / "slide.tif"
+    synthetic_slide(path, 512, mpp=0.5, seed=5, tile=128)
+    return path
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "Traceback" not in err
+    return err
+
+
+def test_predict_slide_and_image(tmp_path, model_dir, slide, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(tmp_path / "frame.png")
+    out = tmp_path / "out"
+    args = [
+        "predict",
+        str(model_dir),
+        str(slide),
+        str(tmp_path / "frame.png"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert run([*args, "--batch-size", "16"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "frame_mask.png",
+        "frame_overlay.png",
+        "frame_prob.png",
+        "frame_summary.json",
+        "slide.geojson",
+        "slide_overlay.png",
+        "slide_prob.tif",
+        "slide_summary.json",
+    ]
+    assert "slide:" in capsys.readouterr().out
+    assert run([*args, "--resume"]) == 0
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_predict_onnx_backend(tmp_path, model_dir, slide):
+    out = tmp_path / "out"
+    assert (
+        run(["predict", str(model_dir), str(slide), "--out", str(out), "--backend", "onnx", "--no-progress"])
+        == 0
+    )
+    summary = json.loads((out / "slide_summary.json").read_text())
+    assert summary["model"]["backend"] == "onnx"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_export(tmp_path, model_dir, capsys):
+    assert run(["export", str(model_dir), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert "max abs difference" in capsys.readouterr().out
+    assert (tmp_path / "m.onnx").stat().st_size > 1000
+
+
+def test_tile_with_annotations(tmp_path, slide, capsys):
+    from PIL import Image
+
+    from teachseg.inference.slides import open_slide
+    from teachseg.inference.tissue import detect_tissue
+
+    # annotate a tissue-rich square with a hole, in level-0 coordinates
+    with open_slide(slide) as r:
+        thumb, ds = r.thumbnail(64)
+    ys, xs = np.nonzero(detect_tissue(thumb))
+    cy, cx = int(ys.mean() * ds), int(xs.mean() * ds)
+    outer = [
+        [cx - 150, cy - 150],
+        [cx + 150, cy - 150],
+        [cx + 150, cy + 150],
+        [cx - 150, cy + 150],
+        [cx - 150, cy - 150],
+    ]
+    hole = [
+        [cx - 20, cy - 20],
+        [cx + 20, cy - 20],
+        [cx + 20, cy + 20],
+        [cx - 20, cy + 20],
+        [cx - 20, cy - 20],
+    ]
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [outer, hole]},
+        "properties": {"objectType": "annotation", "classification": {"name": "Tumor", "color": [200, 0, 0]}},
+    }
+    ann = tmp_path / "ann.geojson"
+    ann.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    out = tmp_path / "tiles"
+    assert (
+        run(
+            [
+                "tile",
+                str(slide),
+                "--annotations",
+                str(ann),
+                "--out",
+                str(out),
+                "--size",
+                "64",
+                "--min-tissue",
+                "0.2",
+            ]
+        )
+        == 0
+    )
+    images = sorted(p.name for p in (out / "images").iterdir())
+    assert images and images == sorted(p.name for p in (out / "masks").iterdir())
+    assert list((out / "unlabelled").iterdir())
+    masks = [np.asarray(Image.open(out / "masks" / n)) for n in images]
+    assert all(set(np.unique(m)) <= {0, 255} for m in masks)
+    assert any(m.mean() > 0 for m in masks)
+    # the tile at the hole's centre is tumour around an empty middle
+    manifest = json.loads((out / "slide_tiles.json").read_text())
+    centre = [
+        t
+        for t in manifest["tiles"]
+        if t["labelled"] and t["x"] <= cx < t["x"] + 64 and t["y"] <= cy < t["y"] + 64
+    ]
+    if centre:
+        m = np.asarray(Image.open(out / "masks" / f"{centre[0]['name']}.png"))
+        assert m[int(cy - centre[0]["y"]), int(cx - centre[0]["x"])] == 0
+    assert "labelled tiles" in capsys.readouterr().out
+
+
+def test_bad_inputs(tmp_path, model_dir, slide, capsys):
+    out = tmp_path / "out"
+    (tmp_path / "notes.txt").write_text("hello")
+    assert run(["predict", str(model_dir), str(tmp_path / "notes.txt"), "--out", str(out)]) == 2
+    assert "unsupported file type" in _one_error_line(capsys)
+
+    (tmp_path / "broken.svs").write_bytes(b"\x00" * 100)
+    assert run(["predict", str(model_dir), str(tmp_path / "broken.svs"), "--out", str(out)]) == 2
+    assert "broken.svs" in _one_error_line(capsys)
+
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    (incomplete / "config.json").write_text("{}")
+    assert run(["predict", str(incomplete), str(slide), "--out", str(out)]) == 2
+    assert "missing" in _one_error_line(capsys)
+
+    assert run(["tile", str(slide), "--annotations", str(tmp_path / "none.geojson"), "--out", str(out)]) == 2
+    assert "annotation file not found" in _one_error_line(capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output(tmp_path, model_dir, slide, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert run(["predict", str(model_dir), str(slide), "--out", str(locked / "out")]) == 2
+        assert "cannot write" in _one_error_line(capsys)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_path_that_is_a_file(tmp_path, model_dir, slide, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    assert run(["predict", str(model_dir), str(slide), "--out", str(blocker / "out")]) == 2
+    assert "cannot write" in _one_error_line(capsys)
