@@ -89,7 +89,11 @@ def test_selftrain_report_with_rejected_students(selftrain_run: Path, tmp_path: 
     assert res.html == tmp_path / "rep" / "report.html" and res.warnings == []
     lineage = _csv(tmp_path / "rep" / "tables" / "lineage_st_run.csv")
     assert [r[0] for r in lineage[1:]] == ["0", "1", "2"]
-    assert lineage[2][-1].startswith("rejected")
+    assert (
+        lineage[2][-1].startswith("rejected")
+        and lineage[0][-2] == "Pseudo Dice*"
+        and lineage[2][-2] == "0.810000"
+    )
     comp = _csv(tmp_path / "rep" / "tables" / "linknet_comparison.csv")
     assert comp[1][-1] == "gen1 (best; none accepted)"
     assert (tmp_path / "rep" / "figures" / "st_run_pseudo_gen2.png").is_file()

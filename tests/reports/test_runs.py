@@ -70,3 +70,23 @@ def test_experiment_tolerates_missing_and_failed_runs(experiment_dir: Path, tmp_
     assert "fpn_seed99: run folder missing (marked done in experiment.json)" in text
     assert "config.yaml: missing" in text
     assert [e.run is not None for e in exp.entries] == [True, False, False, False, False, False]
+
+
+def test_external_teacher_model_folder(selftrain_run: Path, tmp_path: Path):
+    """selftrain.teacher_model: gen0 is a model folder elsewhere; its numbers come from lineage.json."""
+    import shutil
+
+    external = tmp_path / "pretrained"
+    external.mkdir()
+    (external / "config.json").write_text("{}")
+    shutil.rmtree(selftrain_run / "gen0")
+    lineage = json.loads((selftrain_run / "lineage.json").read_text())
+    lineage["generations"][0]["run_dir"] = str(external)
+    (selftrain_run / "lineage.json").write_text(json.dumps(lineage))
+    warn = Warnings()
+    run = load_selftrain_run(selftrain_run, warn)
+    assert [w for w in warn] == [
+        f"{external}: the Teacher is an external model folder: no training curves or per-image results for it"
+    ]
+    teacher = run.teacher
+    assert teacher is not None and teacher.get("val_dice") == lineage["generations"][0]["val_dice"]

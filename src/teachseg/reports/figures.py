@@ -57,7 +57,7 @@ def plain(text: Any, limit: int = 60) -> str:
 def _to_png(fig: Any) -> bytes:
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+    fig.savefig(buf, format="png", dpi=100, facecolor="white")
     plt.close(fig)
     return buf.getvalue()
 
@@ -124,7 +124,9 @@ def overlay_figure(examples: Sequence[Example], title: str, threshold: float = 0
 
     n = len(examples)
     aspect = examples[0].gt.shape[0] / max(1, examples[0].gt.shape[1])
-    fig, axes = plt.subplots(n, 4, figsize=(10, (2.0 * aspect + 0.25) * n + 0.9), squeeze=False)
+    fig, axes = plt.subplots(
+        n, 4, figsize=(10, (2.0 * aspect + 0.25) * n + 0.9), squeeze=False, layout="constrained"
+    )
     heads = ["Image", "Ground truth", "Prediction (probability)", "Error map"]
     for r, ex in enumerate(examples):
         gt = ex.gt > 127
@@ -158,16 +160,15 @@ def overlay_figure(examples: Sequence[Example], title: str, threshold: float = 0
         Patch(color=_rgb(FP_RGB), label="false positive"),
         Patch(color=_rgb(FN_RGB), label="false negative"),
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3)
     fig.suptitle(plain(title, 110), fontsize=11, fontweight="bold")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return _to_png(fig)
 
 
 def curves_figure(series: Sequence[tuple[str, Sequence[dict[str, Any]]]], title: str) -> bytes:
     """Training loss and validation Dice per epoch, one colour per model (Teacher, Student...)."""
     plt = _plt()
-    fig, (ax_l, ax_d) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (ax_l, ax_d) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
     for i, (label, rows) in enumerate(series):
         colour = SERIES[i % len(SERIES)]
         ep = [r["epoch"] for r in rows]
@@ -193,7 +194,6 @@ def curves_figure(series: Sequence[tuple[str, Sequence[dict[str, Any]]]], title:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=8)
     fig.suptitle(plain(title, 110), fontsize=11, fontweight="bold")
-    fig.tight_layout()
     return _to_png(fig)
 
 
@@ -209,7 +209,9 @@ def pseudo_figure(examples: Sequence[PseudoExample], title: str) -> bytes:
     plt = _plt()
     n = len(examples)
     aspect = examples[0].soft.shape[0] / max(1, examples[0].soft.shape[1])
-    fig, axes = plt.subplots(n, 3, figsize=(8.2, (2.1 * aspect + 0.2) * n + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        n, 3, figsize=(8.2, (2.1 * aspect + 0.2) * n + 0.6), squeeze=False, layout="constrained"
+    )
     heads = ["Image", "Soft pseudo-label p", "Confidence |2p − 1|"]
     last = None
     for r, ex in enumerate(examples):
@@ -237,6 +239,8 @@ def pseudo_figure(examples: Sequence[PseudoExample], title: str) -> bytes:
             a.set_xticks([])
             a.set_yticks([])
             a.grid(False)
+            for sp in a.spines.values():
+                sp.set_visible(False)
             if r == 0:
                 a.set_title(heads[c])
     if last is not None:
@@ -249,7 +253,9 @@ def dice_distribution_figure(series: dict[str, dict[str, list[float]]], title: s
     """Per-class Dice box plots with the individual images, side by side per model."""
     plt = _plt()
     classes = sorted({c for per in series.values() for c in per})
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(classes) * max(1, len(series)) + 1.5), 3.6))
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 1.6 * len(classes) * max(1, len(series)) + 1.5), 3.6), layout="constrained"
+    )
     k = max(1, len(series))
     width = 0.8 / k
     rng = np.random.default_rng(0)
@@ -285,5 +291,4 @@ def dice_distribution_figure(series: dict[str, dict[str, list[float]]], title: s
     ax.set_title(plain(title, 110), fontweight="bold")
     if len(series) > 1:
         ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
     return _to_png(fig)

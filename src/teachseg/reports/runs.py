@@ -149,15 +149,18 @@ class TrainRun:
     summary: dict[str, Any] | None = None
     per_image: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pred_index: dict[str, str] = field(default_factory=dict)
+    fallback: dict[str, Any] = field(default_factory=dict)  # e.g. the lineage.json entry of a generation
 
     @property
     def name(self) -> str:
         return self.path.name
 
     def get(self, key: str) -> Any:
-        """A summary value, falling back to the metrics at the best epoch for the training fields."""
+        """A summary value, falling back to the lineage entry, then to the metrics at the best epoch."""
         if self.summary and self.summary.get(key) is not None:
             return self.summary[key]
+        if self.fallback.get(key) is not None:
+            return self.fallback[key]
         best = self.best_metrics_row()
         if best is not None and key in {"train_loss", "val_loss", "val_dice", "val_jaccard"}:
             return best.get(key)
@@ -355,14 +358,25 @@ def load_selftrain_run(path: Path, warn: Warnings) -> SelfTrainRun:
     summary = read_json(path / "summary.json", warn)
     run.summary = summary if isinstance(summary, dict) else None
     dirs = _gen_dirs(path)
+    entries: dict[int, dict[str, Any]] = {}
     for gen in (run.lineage or {}).get("generations") or []:
         if isinstance(gen, dict) and isinstance(gen.get("generation"), int):
+            entries[int(gen["generation"])] = gen
             d = path / str(gen.get("run_dir") or f"gen{gen['generation']}")
             dirs.setdefault(int(gen["generation"]), d)
     if 0 not in dirs:
         warn.add(path / "gen0", "teacher run folder missing")
     for g, d in sorted(dirs.items()):
+        entry = entries.get(g, {})
+        if g == 0 and d.is_dir() and not _is_train(d) and (d / "config.json").is_file():
+            # `selftrain.teacher_model`: generation 0 is an existing model folder, not a run of its own.
+            warn.add(
+                d, "the Teacher is an external model folder: no training curves or per-image results for it"
+            )
+            run.generations[g] = TrainRun(path=d, config=run.config, split=run.split, fallback=entry)
+            continue
         gen_run = load_train_run(d, warn)
+        gen_run.fallback = entry
         if gen_run.split is None:
             gen_run.split = run.split
         if gen_run.config is None:

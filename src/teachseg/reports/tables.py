@@ -328,6 +328,9 @@ def lineage_table(
     entries = [g for g in (lineage or {}).get("generations") or [] if isinstance(g, dict)]
     if not entries:
         entries = [{"generation": g, "role": "teacher" if g == 0 else "student"} for g in gens]
+    quality = any(_num((e.get("pseudo") or {}).get("dice_vs_withheld_masks")) is not None for e in entries)
+    if quality:
+        cols.insert(-1, "Pseudo Dice*")
     for e in entries:
         g = _int(e.get("generation"))
         run = gens.get(g) if g is not None else None
@@ -350,10 +353,13 @@ def lineage_table(
                 _int(pick("best_epoch")),
                 _int(pseudo.get("n_images")),
                 _num(pseudo.get("mean_confidence")),
-                e.get("decision"),
             ]
+            + ([_num(pseudo.get("dice_vs_withheld_masks"))] if quality else [])
+            + [e.get("decision")]
         )
     notes = []
+    if quality:
+        notes.append("* Pseudo Dice: the pseudo-labels scored against the masks withheld by label_fraction.")
     if lineage and lineage.get("final_generation") is not None:
         notes.append(f"Final model: generation {lineage.get('final_generation')}.")
     if lineage and lineage.get("skipped_bad"):
