@@ -238,10 +238,10 @@ def _predict_slide(
             description=f"teachseg tumour probability x255 ({name})",
         )
         thr_u8 = int(np.ceil(threshold * 255.0 - 1e-6))
-        vec, vec_ds = writers.read_level_for(pyramid, opts.vector_max_side)
+        vec, vec_ds = writers.threshold_level(pyramid, opts.vector_max_side, thr_u8)
         scale = vec_ds * lv.downsample  # level-0 pixels per vector-raster pixel
         min_area = opts.min_area_um2 / reader.mpp**2 if reader.mpp else opts.min_area_px
-        polygons = writers.mask_polygons(vec >= thr_u8, scale, min_area=min_area, simplify=scale)
+        polygons = writers.mask_polygons(vec, scale, min_area=min_area, simplify=scale)
         del vec
         writers.write_geojson(out_dir / files["geojson"], writers.geojson_features(polygons))
         small, _ = writers.read_level_for(pyramid, max(thumb.shape[:2]))

@@ -94,12 +94,17 @@ class SlideReader:
         k = max(1, math.ceil(max(lv.width, lv.height) / max_side))
         tw, th = max(1, lv.width // k), max(1, lv.height // k)
         thumb = np.empty((th, tw, 3), dtype=np.uint8)
-        band = max(1, 2048 // k) * k
-        for ty0 in range(0, th * k, band):
-            rows = min(band, th * k - ty0)
-            region = self.read(level, 0, ty0, tw * k, rows).astype(np.float32)
-            small = region.reshape(rows // k, k, tw, k, 3).mean(axis=(1, 3))
-            thumb[ty0 // k : ty0 // k + rows // k] = np.rint(small).astype(np.uint8)
+        # chunks of about 256 x 2048 level pixels keep the float copy small whatever the level's size
+        band, chunk = max(1, 256 // k) * k, max(1, 2048 // k) * k
+        for y0 in range(0, th * k, band):
+            rows = min(band, th * k - y0)
+            for x0 in range(0, tw * k, chunk):
+                cols = min(chunk, tw * k - x0)
+                region = self.read(level, x0, y0, cols, rows).astype(np.float32)
+                small = region.reshape(rows // k, k, cols // k, k, 3).mean(axis=(1, 3))
+                thumb[y0 // k : (y0 + rows) // k, x0 // k : (x0 + cols) // k] = np.rint(small).astype(
+                    np.uint8
+                )
         return thumb, lv.downsample * k
 
     def close(self) -> None:  # noqa: B027  (optional for subclasses)

@@ -21,7 +21,7 @@ TUMOUR_COLOUR = (200, 0, 0)
 # ---------------------------------------------------------------- pyramid
 
 
-def build_pyramid(base: RawRaster, workdir: Path, min_side: int = 256, band: int = 1024) -> list[RawRaster]:
+def build_pyramid(base: RawRaster, workdir: Path, min_side: int = 256, band: int = 256) -> list[RawRaster]:
     """Halve ``base`` repeatedly (2x2 mean, streamed in row bands) until it fits in ``min_side`` pixels."""
     levels = [base]
     while max(levels[-1].height, levels[-1].width) > min_side:
@@ -84,13 +84,28 @@ def write_pyramid_tiff(
     return Path(path)
 
 
+def pick_level(levels: list[RawRaster], max_side: int) -> tuple[RawRaster, float]:
+    """The first pyramid level no larger than ``max_side`` and its downsample from ``levels[0]``."""
+    lv = next((r for r in levels if max(r.height, r.width) <= max_side), levels[-1])
+    return lv, levels[0].width / lv.width
+
+
 def read_level_for(levels: list[RawRaster], max_side: int) -> tuple[np.ndarray, float]:
     """The first pyramid level no larger than ``max_side``, whole, and its downsample from ``levels[0]``."""
-    for lv in levels:
-        if max(lv.height, lv.width) <= max_side:
-            return lv.read_rows(0, lv.height), levels[0].width / lv.width
-    lv = levels[-1]
-    return lv.read_rows(0, lv.height), levels[0].width / lv.width
+    lv, ds = pick_level(levels, max_side)
+    return lv.read_rows(0, lv.height), ds
+
+
+def threshold_level(
+    levels: list[RawRaster], max_side: int, thr_u8: int, band: int = 256
+) -> tuple[np.ndarray, float]:
+    """A uint8 0/1 mask (probability >= ``thr_u8``) of the first level no larger than ``max_side``, built in bands."""
+    lv, ds = pick_level(levels, max_side)
+    mask = np.empty((lv.height, lv.width), dtype=np.uint8)
+    for y in range(0, lv.height, band):
+        rows = lv.read_rows(y, y + band)
+        np.greater_equal(rows, thr_u8, out=mask[y : y + rows.shape[0]].view(bool))
+    return mask, ds
 
 
 # ---------------------------------------------------------------- polygons
@@ -109,7 +124,10 @@ def mask_polygons(mask: np.ndarray, scale: float, min_area: float = 0.0, simplif
     from shapely.geometry import Polygon
     from shapely.validation import make_valid
 
-    m = np.ascontiguousarray((mask > 0).astype(np.uint8))
+    m = mask.view(np.uint8) if mask.dtype == bool else mask
+    if m.dtype != np.uint8 or m.max(initial=0) > 1:
+        m = (mask > 0).astype(np.uint8)
+    m = np.ascontiguousarray(m)  # findContours leaves its input unchanged (OpenCV >= 3.2)
     if not m.any():
         return []
     contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
