@@ -1,0 +1,177 @@
+"""`teachseg train / evaluate / models` from the command line, and how bad input is reported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from teachseg.cli import run
+
+
+def _fail(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI, expect exit code 2, and return its single error line."""
+    capsys.readouterr()
+    code = run(args)
+    captured = capsys.readouterr()
+    err = captured.err
+    assert code == 2, (code, err, captured.out)
+    assert "Traceback" not in err and "Traceback" not in captured.out
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _first(folder: Path) -> Path:
+    return sorted(folder.iterdir())[0]
+
+
+def test_empty_folder(tmp_path: Path, write_config, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    line = _fail(["train", str(write_config(tmp_path / "empty"))], capsys)
+    assert str(tmp_path / "empty") in line and "no images found" in line and "Fix:" in line
+
+
+def test_images_without_masks(tmp_path: Path, synth_data: Path, write_config, capsys) -> None:
+    root = tmp_path / "nomasks"
+    shutil.copytree(synth_data / "images", root / "images")
+    (root / "masks").mkdir()
+    line = _fail(["train", str(write_config(root))], capsys)
+    assert str(root) in line and "no image has a mask" in line and "Fix:" in line
+
+
+@pytest.mark.parametrize("broken", [0, 1, 2, 3])
+def test_truncated_image_in_training(
+    tmp_path: Path, synth_data: Path, write_config, capsys, broken: int
+) -> None:
+    """Whichever split the broken image lands in (train or val), the error names it."""
+    root = _copy(synth_data, tmp_path / "data")
+    bad = sorted((root / "images").iterdir())[broken * 5]
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    line = _fail(["train", str(write_config(root))], capsys)
+    assert str(bad) in line and ("cannot decode" in line or "truncated" in line) and "Fix:" in line
+
+
+def test_mask_of_another_size(tmp_path: Path, synth_data: Path, write_config, capsys) -> None:
+    root = _copy(synth_data, tmp_path / "data")
+    masks = sorted((root / "masks").iterdir())
+    for m in masks:  # every mask, so it fails whichever split a mask lands in
+        Image.fromarray(np.zeros((32, 48), np.uint8)).save(m)
+    line = _fail(["train", str(write_config(root))], capsys)
+    assert "masks" in line and "does not match its image" in line and "Fix:" in line
+
+
+def test_mat_mask_without_a_2d_array(tmp_path: Path, synth_data: Path, write_config, capsys) -> None:
+    import scipy.io
+
+    root = _copy(synth_data, tmp_path / "data")
+    for m in sorted((root / "masks").iterdir()):
+        m.unlink()
+        scipy.io.savemat(m.with_suffix(".mat"), {"stack": np.zeros((4, 64, 64), np.uint8)})
+    line = _fail(["train", str(write_config(root))], capsys)
+    assert ".mat" in line and "no 2-D numeric array" in line and "mat_variable" in line
+
+
+def test_unknown_config_key(synth_data: Path, write_config, capsys) -> None:
+    cfg = write_config(synth_data, train={"epochz": 3})
+    line = _fail(["train", str(cfg)], capsys)
+    assert str(cfg) in line and "train.epochz" in line and "epochs" in line
+
+
+def test_unknown_key_in_set(synth_data: Path, write_config, capsys) -> None:
+    line = _fail(["train", str(write_config(synth_data)), "--set", "data.imagesize=64"], capsys)
+    assert "data.imagesize" in line and "image_size" in line
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.arch=linknett", ["unknown architecture 'linknett'", "did you mean linknet", "fpn"]),
+        ("model.encoder=resnet181", ["unknown encoder 'resnet181'", "resnet18", "Fix:"]),
+        ("data.image_size=100", ["data.image_size", "96", "128"]),
+    ],
+)
+def test_bad_names_and_sizes(
+    synth_data: Path, write_config, capsys, override: str, expected: list[str]
+) -> None:
+    line = _fail(["train", str(write_config(synth_data)), "--set", override], capsys)
+    for text in expected:
+        assert text in line
+
+
+def test_output_folder_that_cannot_be_written(tmp_path: Path, synth_data: Path, write_config, capsys) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    cfg = write_config(synth_data, output_dir=str(blocker / "runs"))
+    line = _fail(["train", str(cfg)], capsys)
+    assert str(blocker) in line and "cannot write" in line and "Fix:" in line
+
+
+def test_existing_run_folder_is_left_untouched(tiny_run: Path, capsys) -> None:
+    before = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()}
+    line = _fail(["train", str(tiny_run.parents[1] / "config.yaml")], capsys)
+    assert str(tiny_run) in line and "already exists" in line and "--resume" in line and "--overwrite" in line
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()} == before
+
+
+def test_evaluate_on_an_incomplete_model_folder(
+    tmp_path: Path, tiny_run: Path, synth_data: Path, capsys
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_run / "model", model)
+    (model / "config.json").unlink()
+    line = _fail(["evaluate", str(model), str(synth_data), "--out", str(tmp_path / "ev")], capsys)
+    assert str(model) in line and "config.json" in line and "Fix:" in line
+    assert not (tmp_path / "ev").exists()
+
+
+def test_models_lists_the_study_architectures_with_sizes(capsys) -> None:
+    assert run(["models"]) == 0
+    out = capsys.readouterr().out
+    lines = {
+        line.split()[1]: line for line in out.splitlines() if line.startswith("│") and len(line.split()) > 2
+    }
+    for arch in ("linknet", "fpn"):
+        assert arch in lines
+        assert " M " in lines[arch] and "yes" in lines[arch]
+    assert "encoders" in out
+
+
+def _teachseg() -> list[str]:
+    exe = Path(sys.executable).parent / "teachseg"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "teachseg"]
+
+
+def test_debug_shows_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    missing = str(tmp_path / "missing.yaml")
+    plain = subprocess.run(
+        [*_teachseg(), "train", missing], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert plain.returncode == 2
+    assert "Traceback" not in plain.stderr
+    assert plain.stderr.strip().startswith("error:") and missing in plain.stderr
+    debug = subprocess.run(
+        [*_teachseg(), "train", missing, "--debug"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert debug.returncode != 0
+    assert "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+
+
+def test_train_help_is_fast_and_lists_options() -> None:
+    out = subprocess.run([*_teachseg(), "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    for opt in ("--set", "--resume", "--overwrite"):
+        assert opt in out.stdout
