@@ -20,6 +20,15 @@ import numpy as np
 from teachseg.errors import OutputError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success fsync and rename it into place.
@@ -40,6 +49,7 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
         if tmp.is_file():
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs are meant to be shared
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
