@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ TINY: dict[str, Any] = {
     "model": {"arch": "linknet", "encoder": "resnet18"},
     "train": {"epochs": 1, "progress_bar": False, "precision": "32-true", "accelerator": "cpu"},
 }
+
+
+def teachseg_cmd() -> list[str]:
+    """The command that starts the CLI in a subprocess: the console script beside this Python."""
+    exe = Path(sys.executable).parent / "teachseg"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "teachseg"]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

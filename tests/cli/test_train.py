@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from PIL import Image
 
 from teachseg.cli import run
+from tests.conftest import teachseg_cmd
 
 
 def _fail(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -149,29 +149,24 @@ def test_models_lists_the_study_architectures_with_sizes(capsys) -> None:
     assert "encoders" in out
 
 
-def _teachseg() -> list[str]:
-    exe = Path(sys.executable).parent / "teachseg"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "teachseg"]
-
-
 def test_debug_shows_a_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     missing = str(tmp_path / "missing.yaml")
     plain = subprocess.run(
-        [*_teachseg(), "train", missing], capture_output=True, text=True, env=env, timeout=120
+        [*teachseg_cmd(), "train", missing], capture_output=True, text=True, env=env, timeout=120
     )
     assert plain.returncode == 2
     assert "Traceback" not in plain.stderr
     assert plain.stderr.strip().startswith("error:") and missing in plain.stderr
     debug = subprocess.run(
-        [*_teachseg(), "train", missing, "--debug"], capture_output=True, text=True, env=env, timeout=120
+        [*teachseg_cmd(), "train", missing, "--debug"], capture_output=True, text=True, env=env, timeout=120
     )
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr and "ConfigError" in debug.stderr
 
 
 def test_train_help_is_fast_and_lists_options() -> None:
-    out = subprocess.run([*_teachseg(), "train", "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([*teachseg_cmd(), "train", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
     for opt in ("--set", "--resume", "--overwrite"):
         assert opt in out.stdout
