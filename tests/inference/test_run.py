@@ -103,3 +103,16 @@ def test_interrupted_run_leaves_no_partial_files(tmp_path, predictor, slide_path
     with pytest.raises(KeyboardInterrupt):
         predict_paths(failing, info, [slide_path], tmp_path, PredictOptions(**OPTS), progress=False)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_bad_input_does_not_stop_the_others(tmp_path, predictor, slide_path):
+    from teachseg.errors import DataError
+
+    pred, info = predictor
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "broken.svs").write_bytes(b"\0" * 64)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="1 of 2 inputs could not be read"):
+        predict_paths(pred, info, [src, slide_path], out, PredictOptions(level=1, **OPTS), progress=False)
+    assert is_complete(out, "synth") and not (out / "broken_summary.json").exists()

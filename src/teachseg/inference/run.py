@@ -399,6 +399,7 @@ def predict_paths(
     files = discover_inputs(inputs, out_dir)
     names = output_names(files)
     summaries: list[dict[str, Any]] = []
+    failed: list[str] = []
     from rich.console import Console
 
     bar = Progress(
@@ -427,21 +428,31 @@ def predict_paths(
             def set_total(n: int, task: Any = task) -> None:
                 bar.update(task, total=n)
 
-            summary = predict_input(
-                path,
-                name,
-                predictor,
-                model,
-                out_dir,
-                opts,
-                on_batch=advance,
-                on_start=set_total,
-            )
-            bar.remove_task(task)
-            bar.advance(overall)
+            try:
+                summary = predict_input(
+                    path, name, predictor, model, out_dir, opts, on_batch=advance, on_start=set_total
+                )
+            except DataError as exc:
+                if len(files) == 1:
+                    raise
+                # one unreadable slide should not cost the others: report it and go on
+                failed.append(name)
+                if log:
+                    log(f"{name}: skipped: {exc}")
+                continue
+            finally:
+                bar.remove_task(task)
+                bar.advance(overall)
             summaries.append(summary)
             if log:
                 log(_describe(name, summary))
+    if failed:
+        raise DataError(
+            f"{len(failed)} of {len(files)} inputs could not be read ({', '.join(failed[:5])}"
+            f"{', ...' if len(failed) > 5 else ''}); the others were predicted",
+            path=out_dir,
+            fix="fix or remove those inputs and run again with --resume",
+        )
     return summaries
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from teachseg.errors import DataError
 from teachseg.inference.slides import choose_level, open_slide
-from teachseg.inference.tiling import tile_grid, tiles_touching
+from teachseg.inference.tiling import Tile, tiles_touching
 from teachseg.inference.tissue import detect_tissue
 from teachseg.io import ensure_writable_dir, write_json, write_png
 
@@ -109,6 +109,13 @@ def rasterise(polygons: list[Any], x0: float, y0: float, size: int, scale: float
     return mask.astype(np.uint8) * 255
 
 
+def strided_grid(height: int, width: int, size: int, stride: int) -> list[Tile]:
+    """Whole tiles every ``stride`` pixels from the top-left corner (no partial tiles at the far edges)."""
+    return [
+        Tile(y, x) for y in range(0, height - size + 1, stride) for x in range(0, width - size + 1, stride)
+    ]
+
+
 def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileOptions) -> dict[str, Any]:
     """Cut tiles from ``slide`` into ``out_dir``; returns counts and the manifest path."""
     from shapely import STRtree
@@ -129,12 +136,7 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
         lv = reader.levels[level]
         thumb, thumb_ds = reader.thumbnail(opts.thumb_max_side)
         tissue = detect_tissue(thumb)
-        overlap = (
-            1.0 - (opts.stride or opts.size) / opts.size if (opts.stride or opts.size) < opts.size else 0.0
-        )
-        grid = tile_grid(lv.height, lv.width, opts.size, overlap)
-        if opts.stride and opts.stride > opts.size:
-            grid = [t for t in grid if t.y % opts.stride == 0 and t.x % opts.stride == 0]
+        grid = strided_grid(lv.height, lv.width, opts.size, opts.stride or opts.size)
         tiles = tiles_touching(
             grid, tissue, thumb_ds / lv.downsample, opts.size, min_fraction=opts.min_tissue
         )
