@@ -287,8 +287,12 @@ def load_model_folder(folder: str | Path, map_location: str | torch.device = "cp
 
     folder = Path(folder)
     meta = check_model_folder(folder)
+    import contextlib
+    import io
+
     try:
-        model = smp.from_pretrained(str(folder))
+        with contextlib.redirect_stdout(io.StringIO()):  # smp prints "Loading weights from local directory"
+            model = smp.from_pretrained(str(folder))
     except Exception as exc:
         raise ModelError(
             f"cannot load the weights ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",

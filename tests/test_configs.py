@@ -1,0 +1,28 @@
+"""The shipped configs load, and describe what they say they do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from teachseg.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["busi.yaml", "paper.yaml", "busi-quick.yaml", "demo.yaml"])
+def test_config_loads(name: str) -> None:
+    cfg = load_config(CONFIGS / name)
+    assert cfg.model.encoder == "resnet34"
+    assert cfg.data.image_size % 32 == 0
+
+
+def test_paper_is_the_study_protocol() -> None:
+    cfg = load_config(CONFIGS / "paper.yaml")
+    assert cfg.experiment.archs == ["linknet", "fpn"]
+    assert cfg.experiment.seeds == [21, 42, 84]
+    assert cfg.train.epochs == 100
+    assert cfg.data.val_fraction == 0.05
+    assert cfg.model.encoder_weights == "imagenet"
+    assert cfg.loss.bce_weight == cfg.loss.dice_weight == 1.0
