@@ -78,7 +78,8 @@ def main() -> int:
         ceiling = None
         if not args.no_ceiling:
             full = build_config(
-                {**base, "name": f"supervised-seed{seed}", "data": {**base["data"], "label_fraction": 1.0}}, "bench"
+                {**base, "name": f"supervised-seed{seed}", "data": {**base["data"], "label_fraction": 1.0}},
+                "bench",
             )
             shutil.rmtree(full.run_dir, ignore_errors=True)
             full.run_dir.mkdir(parents=True)
@@ -100,9 +101,13 @@ def main() -> int:
             f"gain {gain:+.4f} | pseudo {lineage_pseudo} | {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
-    print(f"settings: image_size {size}, epochs {epochs}, seeds {seeds}, label_fraction 0.25, test_fraction 0.2")
+    print(
+        f"settings: image_size {size}, epochs {epochs}, seeds {seeds}, label_fraction 0.25, test_fraction 0.2"
+    )
     if len(gains) > 1:
-        print(f"gain per seed: {', '.join(f'{g:+.4f}' for g in gains)}; median {statistics.median(gains):+.4f}")
+        print(
+            f"gain per seed: {', '.join(f'{g:+.4f}' for g in gains)}; median {statistics.median(gains):+.4f}"
+        )
     print(f"selftrain_test_dice_gain: {statistics.mean(gains):.3f}")
     return 0
 

@@ -34,13 +34,18 @@ class AugmentConfig(_Section):
 
 class DataConfig(_Section):
     root: Path | None = Field(None, description="dataset folder (images/+masks/, BUSI, .mat, ...)")
-    unlabelled_dirs: list[Path] = Field(default_factory=list, description="extra folders of unlabelled images")
+    unlabelled_dirs: list[Path] = Field(
+        default_factory=list, description="extra folders of unlabelled images"
+    )
     layout: Literal["auto", "pairs", "busi", "unlabelled"] = "auto"
-    mat_variable: str | None = Field(None, description="variable holding the mask in .mat files (auto if null)")
+    mat_variable: str | None = Field(
+        None, description="variable holding the mask in .mat files (auto if null)"
+    )
     val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     group_regex: str | None = Field(
-        None, description="regex on the file name; its first group (or whole match) keeps a patient/slide together"
+        None,
+        description="regex on the file name; its first group (or whole match) keeps a patient/slide together",
     )
     label_fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of training images that keep masks")
     image_size: int = Field(256, ge=32)
@@ -79,7 +84,9 @@ class LossConfig(_Section):
     bce_weight: float = Field(1.0, ge=0.0)
     dice_weight: float = Field(1.0, ge=0.0)
     dice_smooth: float = Field(1.0, ge=0.0)
-    dice_per_image: bool = Field(False, description="Dice per image (else pooled over the batch, the default)")
+    dice_per_image: bool = Field(
+        False, description="Dice per image (else pooled over the batch, the default)"
+    )
 
     @model_validator(mode="after")
     def _some_weight(self) -> LossConfig:
@@ -93,7 +100,9 @@ class TrainConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     scheduler: Literal["cosine", "none"] = "cosine"
-    precision: str = Field("auto", description="auto = bf16-mixed on CPU, 16-mixed/bf16-mixed on GPU; or 32-true")
+    precision: str = Field(
+        "auto", description="auto = bf16-mixed on CPU, 16-mixed/bf16-mixed on GPU; or 32-true"
+    )
     channels_last: bool = True
     accelerator: str = "auto"
     devices: int | str = 1
@@ -107,9 +116,12 @@ class TrainConfig(_Section):
 
 class ConfidenceConfig(_Section):
     mode: Literal["linear", "threshold", "none"] = Field(
-        "linear", description="linear: weight=|2p-1|; threshold: ignore pixels below `threshold`; none: weight 1"
+        "linear",
+        description="linear: weight=|2p-1|; threshold: ignore pixels below `threshold`; none: weight 1",
     )
-    threshold: float = Field(0.6, ge=0.5, lt=1.0, description="confidence max(p,1-p) needed in threshold mode")
+    threshold: float = Field(
+        0.6, ge=0.5, lt=1.0, description="confidence max(p,1-p) needed in threshold mode"
+    )
 
 
 class StudentConfig(_Section):
@@ -123,7 +135,9 @@ class StudentConfig(_Section):
 
 
 class SelfTrainConfig(_Section):
-    teacher_model: Path | None = Field(None, description="start from this model folder instead of training gen 0")
+    teacher_model: Path | None = Field(
+        None, description="start from this model folder instead of training gen 0"
+    )
     student: StudentConfig = Field(default_factory=StudentConfig)
     pseudo_weight: float = Field(1.0, ge=0.0, description="loss weight of pseudo-labelled images")
     confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
@@ -217,7 +231,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``key.sub=value`` (value in YAML syntax) from ``--set``."""
     if "=" not in text:
-        raise ConfigError(f"--set '{text}' is not of the form key=value", fix="write e.g. --set train.epochs=5")
+        raise ConfigError(
+            f"--set '{text}' is not of the form key=value", fix="write e.g. --set train.epochs=5"
+        )
     key, raw = text.split("=", 1)
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
 
@@ -236,7 +252,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def build_config(data: dict[str, Any] | None, source: str = "config", overrides: list[str] | None = None) -> Config:
+def build_config(
+    data: dict[str, Any] | None, source: str = "config", overrides: list[str] | None = None
+) -> Config:
     data = apply_overrides(dict(data or {}), overrides or [])
     try:
         return Config.model_validate(data)

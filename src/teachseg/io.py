@@ -100,8 +100,8 @@ def ensure_writable_dir(path: str | Path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".teachseg-probe", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".teachseg-probe", delete=True):
+            pass
     except OSError as exc:
         raise OutputError(
             f"cannot write to this output folder ({exc.strerror or exc})",

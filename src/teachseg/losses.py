@@ -36,14 +36,18 @@ class BCEDiceLoss(nn.Module):
         True
     """
 
-    def __init__(self, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0, per_image: bool = False):
+    def __init__(
+        self, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0, per_image: bool = False
+    ):
         super().__init__()
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight
         self.smooth = smooth
         self.per_image = per_image
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits = logits.float()
         target = target.float()
         if weight is None:

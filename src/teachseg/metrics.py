@@ -57,7 +57,9 @@ def scores_from_counts(tp: int, fp: int, fn: int) -> ImageScores:
     return ImageScores(dice, jac, precision, recall, tp, fp, fn, gt, pred)
 
 
-def image_scores(prob: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, threshold: float = 0.5) -> ImageScores:
+def image_scores(
+    prob: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, threshold: float = 0.5
+) -> ImageScores:
     """Scores of one probability map (H, W) in [0, 1] against its native-size binary mask (H, W)."""
     p = torch.as_tensor(prob)
     t = torch.as_tensor(target)
@@ -76,7 +78,9 @@ def pooled(scores: Iterable[ImageScores]) -> ImageScores:
     return scores_from_counts(tp, fp, fn)
 
 
-def summarise(scores: Sequence[ImageScores], classes: Sequence[str | None] | None = None) -> dict[str, object]:
+def summarise(
+    scores: Sequence[ImageScores], classes: Sequence[str | None] | None = None
+) -> dict[str, object]:
     """Mean per-image metrics, pooled metrics and per-class means."""
     if not scores:
         return {"n": 0}
@@ -89,7 +93,10 @@ def summarise(scores: Sequence[ImageScores], classes: Sequence[str | None] | Non
     }
     pool = pooled(scores)
     out.update(
-        pooled_dice=pool.dice, pooled_jaccard=pool.jaccard, pooled_precision=pool.precision, pooled_recall=pool.recall
+        pooled_dice=pool.dice,
+        pooled_jaccard=pool.jaccard,
+        pooled_precision=pool.precision,
+        pooled_recall=pool.recall,
     )
     if classes is not None and any(c is not None for c in classes):
         per_class: dict[str, dict[str, float]] = {}

@@ -60,7 +60,9 @@ def check_names(arch: str, encoder: str) -> None:
         import timm
 
         if not timm.list_models(encoder[3:]):
-            raise ModelError(f"unknown timm encoder '{encoder}'", fix="see `timm.list_models()` for valid names")
+            raise ModelError(
+                f"unknown timm encoder '{encoder}'", fix="see `timm.list_models()` for valid names"
+            )
         return
     encs = encoders()
     if encoder not in encs:
@@ -266,7 +268,9 @@ def save_model_folder(model: nn.Module, folder: str | Path, meta: ModelMeta) -> 
 def check_model_folder(folder: str | Path) -> ModelMeta:
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelError("model folder not found", path=folder, fix="give a folder written by `teachseg train`")
+        raise ModelError(
+            "model folder not found", path=folder, fix="give a folder written by `teachseg train`"
+        )
     missing = [n for n in ("config.json", "model.safetensors", META_FILE) if not (folder / n).is_file()]
     if missing:
         raise ModelError(
@@ -281,7 +285,9 @@ def check_model_folder(folder: str | Path) -> ModelMeta:
     return meta
 
 
-def load_model_folder(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
+def load_model_folder(
+    folder: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelMeta]:
     """Load a model folder (weights from safetensors only) and its metadata; returns the model in eval mode."""
     import segmentation_models_pytorch as smp
 

@@ -26,7 +26,9 @@ def st_run(tmp_path_factory: pytest.TempPathFactory, synth_data: Path) -> Path:
     from tests.conftest import TINY, _merge
 
     base = tmp_path_factory.mktemp("st")
-    cfg = _merge(_merge(TINY, ST), {"output_dir": str(base / "runs"), "name": "st", "data": {"root": str(synth_data)}})
+    cfg = _merge(
+        _merge(TINY, ST), {"output_dir": str(base / "runs"), "name": "st", "data": {"root": str(synth_data)}}
+    )
     path = base / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert run(["selftrain", str(path)]) == 0
@@ -96,7 +98,9 @@ def test_unreadable_unlabelled_images_fail_early_or_are_skipped(
     err = capsys.readouterr().err
     assert bad.name in err and "--skip-bad" in err
     assert not (tmp_path / "runs" / "tiny" / "gen0").exists()  # failed before training started
-    assert run(["selftrain", str(cfg), "--overwrite", "--skip-bad", "--set", "selftrain.max_generations=1"]) == 0
+    assert (
+        run(["selftrain", str(cfg), "--overwrite", "--skip-bad", "--set", "selftrain.max_generations=1"]) == 0
+    )
     lineage = read_json(tmp_path / "runs" / "tiny" / "lineage.json")
     assert [Path(b["path"]).name for b in lineage["skipped_bad"]] == [bad.name]
 
@@ -107,7 +111,9 @@ def test_teacher_folder_checks(
     from teachseg.models import ModelMeta, build_model, save_model_folder
 
     folder = tmp_path / "teacher"
-    save_model_folder(build_model("linknet", "resnet18"), folder, ModelMeta("linknet", "resnet18", image_size=128))
+    save_model_folder(
+        build_model("linknet", "resnet18"), folder, ModelMeta("linknet", "resnet18", image_size=128)
+    )
     cfg = write_config(synth_data, selftrain={"teacher_model": str(folder)})
     assert run(["selftrain", str(cfg)]) == 2
     assert "input size 128" in capsys.readouterr().err
@@ -117,7 +123,9 @@ def test_teacher_folder_checks(
 
 
 @pytest.mark.slow
-def test_sigkill_mid_student_then_resume(tmp_path: Path, synth_data: Path, write_config: Callable[..., Path]) -> None:
+def test_sigkill_mid_student_then_resume(
+    tmp_path: Path, synth_data: Path, write_config: Callable[..., Path]
+) -> None:
     cfg = write_config(
         synth_data,
         train={"epochs": 1},

@@ -29,7 +29,7 @@ def _images(tmp: Path, n: int = 3) -> list[Record]:
     recs = []
     for i in range(n):
         arr = np.zeros((40 + i, 52, 3), np.uint8)
-        arr[:, : 26, 0] = 255  # left half red -> positive
+        arr[:, :26, 0] = 255  # left half red -> positive
         p = tmp / f"u{i}.png"
         Image.fromarray(arr).save(p)
         recs.append(Record(id=f"unlabelled/u{i}.png", image=p))

@@ -30,10 +30,15 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a config key, e.g. --set train.epochs=5 (repeatable)."),
 ]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from where it stopped.")]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue an interrupted run from where it stopped.")
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing run folder (earlier outputs are deleted).")
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
-ModelDirArg = Annotated[Path, typer.Argument(help="Model folder written by teachseg (config.json, model.safetensors, teachseg.json).")]
+ModelDirArg = Annotated[
+    Path,
+    typer.Argument(help="Model folder written by teachseg (config.json, model.safetensors, teachseg.json)."),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]

@@ -10,13 +10,18 @@ import typer
 from teachseg.cli._app import ConfigArg, OverwriteOpt, ResumeOpt, SetOpt, app, console, out
 
 SkipBadOpt = Annotated[
-    bool, typer.Option("--skip-bad", help="Leave out unreadable unlabelled images (recorded in lineage.json).")
+    bool,
+    typer.Option("--skip-bad", help="Leave out unreadable unlabelled images (recorded in lineage.json)."),
 ]
 
 
 @app.command()
 def selftrain(
-    config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False, skip_bad: SkipBadOpt = False
+    config: ConfigArg,
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    skip_bad: SkipBadOpt = False,
 ) -> None:
     """Teacher -> soft pseudo-labels -> Student -> next Teacher, until the Student stops beating it."""
     from teachseg.config import load_config
@@ -52,15 +57,23 @@ def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
 
     table = Table(title=f"self-training lineage ({run_dir.name})", box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in ("gen", "model", "loss", "val Dice", "val IoU", "test Dice", "best ep.", "decision"):
-        table.add_column(col, justify="right" if col not in ("model", "decision") else "left", min_width=len(col))
+        table.add_column(
+            col, justify="right" if col not in ("model", "decision") else "left", min_width=len(col)
+        )
 
     def f(v: object) -> str:
         return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
     for g in lineage["generations"]:
         table.add_row(
-            str(g["generation"]), str(g.get("arch")), f(g.get("train_loss")),
-            f(g.get("val_dice")), f(g.get("val_jaccard")), f(g.get("test_dice")), f(g.get("best_epoch")), _short(g),
+            str(g["generation"]),
+            str(g.get("arch")),
+            f(g.get("train_loss")),
+            f(g.get("val_dice")),
+            f(g.get("val_jaccard")),
+            f(g.get("test_dice")),
+            f(g.get("best_epoch")),
+            _short(g),
         )
     out.print(table)
     final = summary["final_generation"]
@@ -73,12 +86,8 @@ def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
 def _short(g: dict[str, Any]) -> str:
     if g["role"] == "teacher":
         return "teacher"
-    gain = g["decision"].split(" by ")[-1].split(" val")[0].split(": student ")[-1]
-    try:
-        gain = f"{float(gain):+.3f}"
-    except ValueError:
-        pass
-    return ("kept " if g.get("accepted") else "dropped ") + gain
+    gain = g.get("gain")
+    return ("kept" if g.get("accepted") else "dropped") + (f" {gain:+.3f}" if isinstance(gain, float) else "")
 
 
 @app.command()
@@ -110,7 +119,9 @@ def _build_report(run_dir: Path) -> Path | None:
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the sample data and runs go.")] = Path("demo-output"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the sample data and runs go.")] = Path(
+        "demo-output"
+    ),
     epochs: Annotated[int, typer.Option(help="Epochs for teacher and student.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed of the data and the runs.")] = 42,
 ) -> None:
@@ -130,7 +141,13 @@ def demo(
             "name": "demo-experiment",
             "output_dir": str(out_dir),
             "seed": seed,
-            "data": {"root": str(data_dir), "image_size": 128, "val_fraction": 0.25, "batch_size": 8, "num_workers": 0},
+            "data": {
+                "root": str(data_dir),
+                "image_size": 128,
+                "val_fraction": 0.25,
+                "batch_size": 8,
+                "num_workers": 0,
+            },
             "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
             "train": {"epochs": epochs, "lr": 2e-3},
             "selftrain": {"max_generations": 1},

@@ -7,11 +7,23 @@ from typing import Annotated
 
 import typer
 
-from teachseg.cli._app import ConfigArg, ModelDirArg, OutOpt, OverwriteOpt, ResumeOpt, SetOpt, app, console, out
+from teachseg.cli._app import (
+    ConfigArg,
+    ModelDirArg,
+    OutOpt,
+    OverwriteOpt,
+    ResumeOpt,
+    SetOpt,
+    app,
+    console,
+    out,
+)
 
 
 @app.command()
-def train(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False) -> None:
+def train(
+    config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False
+) -> None:
     """Train a model (the Teacher) on a labelled folder; keeps the epoch with the best validation Dice."""
     from teachseg.config import load_config
     from teachseg.training.fit import is_child_rank, train_model
@@ -35,7 +47,13 @@ def train(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = False, ove
             highlight=False,
         )
     summary = train_model(
-        cfg, run_dir, data.train, data.val, data.test, resume=resume or child, console=None if child else console
+        cfg,
+        run_dir,
+        data.train,
+        data.val,
+        data.test,
+        resume=resume or child,
+        console=None if child else console,
     )
     if summary is None:
         return
@@ -67,7 +85,9 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 @app.command()
 def evaluate(
     model_dir: ModelDirArg,
-    data_dir: Annotated[Path, typer.Argument(help="Folder of labelled images (any layout `data check` knows).")],
+    data_dir: Annotated[
+        Path, typer.Argument(help="Folder of labelled images (any layout `data check` knows).")
+    ],
     out_dir: OutOpt = Path("evaluation"),
     tta: Annotated[bool, typer.Option(help="Average flipped predictions.")] = False,
     mat_variable: Annotated[str | None, typer.Option(help="Variable of .mat masks.")] = None,
@@ -85,25 +105,34 @@ def evaluate(
     found = discover(data_dir)
     records = [Record(s.id, s.image, s.masks, cls=s.cls) for s in found.labelled]
     if not records:
-        raise DataError("no image has a mask, so there is nothing to evaluate", path=data_dir, fix="add masks")
+        raise DataError(
+            "no image has a mask, so there is nothing to evaluate", path=data_dir, fix="add masks"
+        )
     ensure_writable_dir(out_dir)
     rows = evaluate_records(
         model, meta, records, mat_variable, tta=tta, pred_dir=out_dir / "pred" if save_predictions else None
     )
     write_per_image_csv(out_dir / "per_image.csv", rows)
     stats = summarise_rows(rows)
-    write_json(out_dir / "summary.json", {"model": str(model_dir), "data": str(data_dir), "tta": tta, **stats})
+    write_json(
+        out_dir / "summary.json", {"model": str(model_dir), "data": str(data_dir), "tta": tta, **stats}
+    )
     out.print(
         f"{stats['n']} images: Dice {stats['dice']:.4f}, Jaccard {stats['jaccard']:.4f}, "
         f"pooled Dice {stats['pooled_dice']:.4f}, precision {stats['precision']:.4f}, recall {stats['recall']:.4f}",
         highlight=False,
     )
-    out.print(f"per-image metrics: {out_dir / 'per_image.csv'}\nsummary: {out_dir / 'summary.json'}", highlight=False)
+    out.print(
+        f"per-image metrics: {out_dir / 'per_image.csv'}\nsummary: {out_dir / 'summary.json'}",
+        highlight=False,
+    )
 
 
 @app.command()
 def models(
-    all_encoders: Annotated[bool, typer.Option("--encoders", help="Also list every encoder with its size.")] = False,
+    all_encoders: Annotated[
+        bool, typer.Option("--encoders", help="Also list every encoder with its size.")
+    ] = False,
 ) -> None:
     """List the architectures and encoders segmentation_models_pytorch offers, with parameter counts."""
     from rich.table import Table
@@ -134,4 +163,6 @@ def models(
             enc.add_row(name, n)
         out.print(enc)
     else:
-        out.print(f"{len(names)} encoders (plus timm's as tu-<name>); list them with --encoders.", highlight=False)
+        out.print(
+            f"{len(names)} encoders (plus timm's as tu-<name>); list them with --encoders.", highlight=False
+        )

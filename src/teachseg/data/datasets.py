@@ -116,7 +116,9 @@ class SegmentationDataset(Dataset):
         if rec.pseudo is not None:
             target = read_pseudo(rec.pseudo)
         else:
-            target = read_mask(rec.masks, self.mat_variable, expected_shape=image.shape[:2]).astype(np.float32)
+            target = read_mask(rec.masks, self.mat_variable, expected_shape=image.shape[:2]).astype(
+                np.float32
+            )
         if target.shape != image.shape[:2]:
             from teachseg.errors import DataError
 
@@ -141,7 +143,10 @@ class SegmentationDataset(Dataset):
         image = to_float_image(image_np)
         target = torch.from_numpy(np.array(target_np, dtype=np.float32))[None]
         if rec.is_pseudo:
-            weight = confidence_weight(target, self.confidence_mode, self.confidence_threshold) * self.pseudo_weight
+            weight = (
+                confidence_weight(target, self.confidence_mode, self.confidence_threshold)
+                * self.pseudo_weight
+            )
         else:
             weight = torch.ones_like(target)
         rng = np.random.default_rng([self.seed, epoch, i])
@@ -158,7 +163,11 @@ class EvalDataset(Dataset):
     """Evaluation images: the input resized to ``image_size`` and the mask at native resolution."""
 
     def __init__(
-        self, records: Sequence[Record], image_size: int, normalise: Normalise, mat_variable: str | None = None
+        self,
+        records: Sequence[Record],
+        image_size: int,
+        normalise: Normalise,
+        mat_variable: str | None = None,
     ):
         self.records = list(records)
         self.image_size = image_size
@@ -176,8 +185,8 @@ class EvalDataset(Dataset):
             mask = read_mask(rec.masks, self.mat_variable, expected_shape=image.shape[:2])
             x = self.normalise(resize(to_float_image(image), self.image_size))
             self._cache[i] = (x, torch.from_numpy(mask.astype(np.uint8)))
-        x, mask = self._cache[i]
-        return {"image": x, "mask": mask, "index": i}
+        x, native = self._cache[i]
+        return {"image": x, "mask": native, "index": i}
 
 
 def collate_eval(batch: list[dict[str, object]]) -> dict[str, object]:

@@ -97,7 +97,11 @@ class JointTransform:
         cfg = self.cfg
         tmode = "nearest" if hard else "bilinear"
         if not cfg.enabled:
-            return resize(image, self.size), resize(target, self.size, tmode), resize(weight, self.size, tmode)
+            return (
+                resize(image, self.size),
+                resize(target, self.size, tmode),
+                resize(weight, self.size, tmode),
+            )
         scale_min = cfg.crop_scale_min * (0.6 if self.strong else 1.0)
         top, left, ch, cw = _crop_box(rng, image.shape[-2], image.shape[-1], scale_min)
         sl = (slice(None), slice(top, top + ch), slice(left, left + cw))

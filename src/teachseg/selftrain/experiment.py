@@ -31,7 +31,14 @@ def plan(cfg: Config) -> list[dict[str, Any]]:
         if student:
             check_names(student, cfg.selftrain.student.encoder or cfg.model.encoder)
         for seed in cfg.experiment.seeds:
-            runs.append({"arch": arch, "student_arch": student or arch, "seed": seed, "dir": run_dirname(arch, student, seed)})
+            runs.append(
+                {
+                    "arch": arch,
+                    "student_arch": student or arch,
+                    "seed": seed,
+                    "dir": run_dirname(arch, student, seed),
+                }
+            )
     return runs
 
 

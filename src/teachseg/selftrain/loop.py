@@ -37,7 +37,9 @@ def check_unlabelled(records: list[Record], skip_bad: bool) -> tuple[list[Record
         except DataError as exc:
             bad.append({"id": rec.id, "path": str(rec.image), "error": str(exc)})
     if bad and not skip_bad:
-        listed = ", ".join(b["path"] for b in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        listed = ", ".join(b["path"] for b in bad[:10]) + (
+            f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        )
         raise DataError(
             f"{len(bad)} unlabelled image(s) cannot be read: {listed}",
             fix="fix or remove them, or pass --skip-bad to leave them out (they are recorded in lineage.json)",
@@ -56,7 +58,17 @@ def check_teacher_folder(folder: Path, image_size: int) -> None:
 
 
 def _entry(generation: int, role: str, summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
-    keys = ("arch", "encoder", "seed", "train_loss", "val_dice", "val_jaccard", "test_dice", "test_jaccard", "best_epoch")
+    keys = (
+        "arch",
+        "encoder",
+        "seed",
+        "train_loss",
+        "val_dice",
+        "val_jaccard",
+        "test_dice",
+        "test_jaccard",
+        "best_epoch",
+    )
     return {
         "generation": generation,
         "role": role,
@@ -66,7 +78,9 @@ def _entry(generation: int, role: str, summary: dict[str, Any], run_dir: str) ->
     }
 
 
-def pseudo_quality(records: list[Record], manifest: dict[str, Any], pseudo_dir: Path, withheld: dict[str, Record]) -> float | None:
+def pseudo_quality(
+    records: list[Record], manifest: dict[str, Any], pseudo_dir: Path, withheld: dict[str, Record]
+) -> float | None:
     """Dice of the pseudo-labels against the masks withheld by ``label_fraction`` (a diagnostic only)."""
     from teachseg.data.datasets import read_pseudo
     from teachseg.metrics import image_scores
@@ -97,7 +111,10 @@ def run_selftrain(
     split = data.split
     leaked = set(split.unlabelled) & (set(split.val) | set(split.test))
     if leaked:  # guaranteed by make_split; checked again because it would invalidate every result
-        raise DataError(f"images are both unlabelled and in validation/test: {sorted(leaked)[:5]}", path=run_dir / "split.json")
+        raise DataError(
+            f"images are both unlabelled and in validation/test: {sorted(leaked)[:5]}",
+            path=run_dir / "split.json",
+        )
     unlabelled, bad = check_unlabelled(data.unlabelled, st.skip_bad)
     withheld = {r.id: r for r in data._records(split.label_dropped)} if split.label_dropped else {}
     started = time.perf_counter()
@@ -111,30 +128,47 @@ def run_selftrain(
         check_teacher_folder(Path(st.teacher_model), cfg.data.image_size)
         teacher_model_dir = Path(st.teacher_model)
         meta = check_model_folder(teacher_model_dir)
-        teacher = {"arch": meta.arch, "encoder": meta.encoder, **meta.summary}
+        teacher: dict[str, Any] | None = {"arch": meta.arch, "encoder": meta.encoder, **meta.summary}
         teacher_dir_name = str(teacher_model_dir)
         say(f"[bold]generation 0[/]: using the teacher in {teacher_model_dir}")
     else:
-        say(f"[bold]generation 0[/]: training the Teacher ({cfg.model.arch}-{cfg.model.encoder}) on {len(data.train)} labelled images")
-        teacher = train_model(cfg, run_dir / "gen0", data.train, data.val, data.test, resume=resume, console=console)
-        if teacher is None:  # DDP child process
-            return {}
+        say(
+            f"[bold]generation 0[/]: training the Teacher ({cfg.model.arch}-{cfg.model.encoder}) on {len(data.train)} labelled images"
+        )
+        teacher = train_model(
+            cfg, run_dir / "gen0", data.train, data.val, data.test, resume=resume, console=console
+        )
         teacher_model_dir = run_dir / "gen0" / "model"
         teacher_dir_name = "gen0"
-    lineage["generations"].append({**_entry(0, "teacher", teacher, teacher_dir_name), "pseudo": None, "decision": "initial teacher"})
+    if teacher is None:  # DDP child process
+        return {}
+    lineage["generations"].append(
+        {**_entry(0, "teacher", teacher, teacher_dir_name), "pseudo": None, "decision": "initial teacher"}
+    )
     save_lineage()
     teacher_gen, best_student, stopped = 0, None, ""
 
     if not unlabelled:
         stopped = "no unlabelled images: stopped after the Teacher"
-        say(f"[yellow]{stopped}[/] (add images without masks, data.unlabelled_dirs, or data.label_fraction < 1)")
+        say(
+            f"[yellow]{stopped}[/] (add images without masks, data.unlabelled_dirs, or data.label_fraction < 1)"
+        )
     no_gain = 0
     for g in range(1, st.max_generations + 1 if unlabelled else 1):
         pseudo_dir = run_dir / "pseudo" / f"gen{g}"
         model, meta = load_model_folder(teacher_model_dir)
-        say(f"[bold]generation {g}[/]: teacher gen{teacher_gen} writes soft pseudo-labels for {len(unlabelled)} images")
+        say(
+            f"[bold]generation {g}[/]: teacher gen{teacher_gen} writes soft pseudo-labels for {len(unlabelled)} images"
+        )
         manifest = generate_pseudo_labels(
-            model, meta, unlabelled, pseudo_dir, generation=g, teacher=f"gen{teacher_gen}", tta=st.tta, batch_size=cfg.data.batch_size
+            model,
+            meta,
+            unlabelled,
+            pseudo_dir,
+            generation=g,
+            teacher=f"gen{teacher_gen}",
+            tta=st.tta,
+            batch_size=cfg.data.batch_size,
         )
         del model
         pstats = dict(manifest["stats"])
@@ -153,7 +187,9 @@ def run_selftrain(
         # A retry after a rejected student uses another seed; otherwise it would repeat the same student.
         gen_cfg = cfg if no_gain == 0 else cfg.model_copy(update={"seed": cfg.seed + g})
         train_records = [*data.train, *pseudo_records(unlabelled, manifest, pseudo_dir)]
-        say(f"generation {g}: training the Student ({arch}-{encoder}) on {len(data.train)} labelled + {len(unlabelled)} pseudo-labelled images")
+        say(
+            f"generation {g}: training the Student ({arch}-{encoder}) on {len(data.train)} labelled + {len(unlabelled)} pseudo-labelled images"
+        )
         student = train_model(
             gen_cfg,
             run_dir / f"gen{g}",
@@ -181,7 +217,15 @@ def run_selftrain(
             else f"rejected: student {gain:+.4f} val Dice vs teacher gen{teacher_gen} (needs > {st.min_delta:+.4f})"
         )
         say(f"generation {g}: {decision}")
-        lineage["generations"].append({**_entry(g, "student", student, f"gen{g}"), "pseudo": pstats, "decision": decision, "accepted": accepted})
+        lineage["generations"].append(
+            {
+                **_entry(g, "student", student, f"gen{g}"),
+                "pseudo": pstats,
+                "decision": decision,
+                "accepted": accepted,
+                "gain": gain,
+            }
+        )
         if best_student is None or student["val_dice"] > best_student["val_dice"]:
             best_student = {**student, "generation": g}
         if accepted:
@@ -201,9 +245,15 @@ def run_selftrain(
     final_dir = teacher_model_dir if st.teacher_model is None or teacher_gen else Path(st.teacher_model)
     lineage["stopped_because"] = stopped
     save_lineage()
-    gen0 = read_json(run_dir / "gen0" / "summary.json") if (run_dir / "gen0" / "summary.json").is_file() else teacher
+    gen0 = (
+        read_json(run_dir / "gen0" / "summary.json")
+        if (run_dir / "gen0" / "summary.json").is_file()
+        else teacher
+    )
     summary = {
-        "final_model": str(final_dir.relative_to(run_dir)) if final_dir.is_relative_to(run_dir) else str(final_dir),
+        "final_model": str(final_dir.relative_to(run_dir))
+        if final_dir.is_relative_to(run_dir)
+        else str(final_dir),
         "final_generation": teacher_gen,
         "teacher": gen0,
         "best_student": best_student,

@@ -81,7 +81,10 @@ def generate_pseudo_labels(
     n = len(items)
     stats = {
         "n_images": n,
-        **{k: float(np.mean([i[k] for i in items])) if n else 0.0 for k in ("mean_confidence", "confident_share", "positive_share")},
+        **{
+            k: float(np.mean([i[k] for i in items])) if n else 0.0
+            for k in ("mean_confidence", "confident_share", "positive_share")
+        },
     }
     manifest = {"generation": generation, "teacher": teacher, "tta": tta, "images": items, "stats": stats}
     write_json(out_dir / MANIFEST, manifest)

@@ -99,7 +99,12 @@ def quiet_lightning() -> None:
     """Keep Lightning's start-up chatter (tips, accelerator banners) out of the user's terminal."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for msg in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*", ".*litlogger.*"):
+    for msg in (
+        ".*does not have many workers.*",
+        ".*smaller than the logging interval.*",
+        ".*LeafSpec.*",
+        ".*litlogger.*",
+    ):
         warnings.filterwarnings("ignore", message=msg)
 
 
@@ -205,7 +210,9 @@ def train_model(
     if d.cache_images:
         train_ds.preload()
     val_ds = EvalDataset(val_records, d.image_size, norm, mat_variable=d.mat_variable)
-    loss = BCEDiceLoss(cfg.loss.bce_weight, cfg.loss.dice_weight, cfg.loss.dice_smooth, cfg.loss.dice_per_image)
+    loss = BCEDiceLoss(
+        cfg.loss.bce_weight, cfg.loss.dice_weight, cfg.loss.dice_smooth, cfg.loss.dice_per_image
+    )
     module = SegmentationModule(
         model,
         loss,
@@ -236,10 +243,12 @@ def train_model(
 
     best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else last
     if not best_path.is_file():
-        raise ModelError("training produced no checkpoint", path=ckpt_dir, fix="check the logs in the run folder")
+        raise ModelError(
+            "training produced no checkpoint", path=ckpt_dir, fix="check the logs in the run folder"
+        )
     history = module.history
     write_metrics_csv(run_dir / "metrics.csv", history)
-    best_row = max(history, key=lambda r: (r["val_dice"] if not math.isnan(r["val_dice"]) else -1.0))
+    best_row = max(history, key=lambda r: r["val_dice"] if not math.isnan(r["val_dice"]) else -1.0)
     model.load_state_dict(_state_from_checkpoint(best_path))
     model.eval()
 
@@ -262,12 +271,16 @@ def train_model(
         "image_size": d.image_size,
         "precision": resolve_precision(cfg.train.precision, cfg.train.accelerator),
         "wall_seconds": round(wall, 2),
-        "images_per_second": round(recorder.images_seen / recorder.train_seconds, 2) if recorder.train_seconds else None,
+        "images_per_second": round(recorder.images_seen / recorder.train_seconds, 2)
+        if recorder.train_seconds
+        else None,
         "model_dir": "model",
         **(extra_summary or {}),
     }
     meta = ModelMeta(arch=arch, encoder=encoder, image_size=d.image_size, threshold=cfg.train.threshold)
-    meta.summary = {k: summary[k] for k in ("seed", "epochs", "best_epoch", "train_loss", "val_dice", "val_jaccard")}
+    meta.summary = {
+        k: summary[k] for k in ("seed", "epochs", "best_epoch", "train_loss", "val_dice", "val_jaccard")
+    }
     save_model_folder(model, run_dir / "model", meta)
 
     # Native-resolution evaluation of the selected model (per-image metrics and predictions for the report).

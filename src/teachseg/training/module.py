@@ -89,7 +89,9 @@ class SegmentationModule(L.LightningModule):
             return
         row = {
             "epoch": self.current_epoch + 1,
-            "train_loss": float(self.train_loss_mean.compute()) if self.train_loss_mean.update_count else float("nan"),
+            "train_loss": float(self.train_loss_mean.compute())
+            if self.train_loss_mean.update_count
+            else float("nan"),
             "val_loss": float(self.val_loss_mean.compute()),
             "val_dice": float(self.val_dice_mean.compute()),
             "val_jaccard": float(self.val_jaccard_mean.compute()),
@@ -106,7 +108,9 @@ class SegmentationModule(L.LightningModule):
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         if self.scheduler_name == "none":
             return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.epochs, 1), eta_min=self.lr * 0.01)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(self.epochs, 1), eta_min=self.lr * 0.01
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -75,18 +75,24 @@ def save_split(path: Path, split: Split, root: Path) -> None:
     write_json(path, {**split.to_json(), "root": str(root.resolve())})
 
 
-def prepare_data(cfg: Config, run_dir: Path, *, resume: bool = False, need_labels: bool = True) -> PreparedData:
+def prepare_data(
+    cfg: Config, run_dir: Path, *, resume: bool = False, need_labels: bool = True
+) -> PreparedData:
     """Discover ``cfg.data.root``, make the split (reused when resuming) and save it as ``split.json``."""
     d = cfg.data
     if d.root is None:
-        raise ConfigError("data.root is not set", fix="set data.root in the config or pass --set data.root=DIR")
+        raise ConfigError(
+            "data.root is not set", fix="set data.root in the config or pass --set data.root=DIR"
+        )
     discovery = discover(Path(d.root), d.layout, d.unlabelled_dirs)
     split_path = run_dir / "split.json"
     if resume and split_path.is_file():
         try:
             split = load_split(split_path)
         except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"not a valid split file ({exc})", path=split_path, fix="delete it and start again") from None
+            raise DataError(
+                f"not a valid split file ({exc})", path=split_path, fix="delete it and start again"
+            ) from None
     else:
         split = make_split(
             discovery.samples,
