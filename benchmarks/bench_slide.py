@@ -18,6 +18,7 @@ Prints ``slide_memory_ratio_4x_area: X.XX`` and, last, ``slide_speedup_vs_monai:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -228,10 +229,8 @@ def memory_child(model_dir: str, slide: str, out: str) -> None:
     from teachseg.inference.run import PredictOptions, load_predictor, predict_paths
 
     predictor, info = load_predictor(Path(model_dir))
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    except OSError:
-        pass
     predict_paths(predictor, info, [Path(slide)], Path(out), PredictOptions(), progress=False)
     peak = _vm_hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_rss_mb": peak}))
