@@ -37,6 +37,19 @@ def busi_root(data: Path | None) -> Path:
     return root
 
 
+def set_threads(threads: int | None) -> None:
+    """Pin torch's intra-op threads (``None``: leave torch's default, one per core).
+
+    On a machine shared with other jobs, more threads than free cores make every parallel op wait for a
+    descheduled thread: on the 2-core shared machine these figures come from, one LinkNet step took 2-10x
+    longer with 2 threads than with 1, and varied tenfold from step to step.
+    """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

@@ -15,7 +15,7 @@ baseline step runs inside each teachseg ``on_train_batch_end``, outside the teac
 elsewhere on a shared machine hits both alike. Figures are medians after warm-up steps.
 
 Usage:
-    python benchmarks/bench_train.py [--steps 6] [--warmup 2] [--batch-size 8] [--data DIR]
+    python benchmarks/bench_train.py [--steps 8] [--warmup 3] [--batch-size 8] [--threads N] [--data DIR]
 
 The last line is ``train_speedup_vs_plain_fp32: X.XX`` (target: at least 2.5).
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import BUSI, OUTPUT, fail, machine, median, pick, spread  # noqa: E402
+from benchmarks._common import BUSI, OUTPUT, fail, machine, median, pick, set_threads, spread  # noqa: E402
 
 TARGET = 2.5
 
@@ -89,6 +89,7 @@ class PlainLoop:
             drop_last=True,
         )
         self._batches = None
+        self.last_loading = 0.0
 
     def step(self) -> float:
         import torch
@@ -101,6 +102,7 @@ class PlainLoop:
         except StopIteration:
             self._batches = iter(self.loader)
             images, masks = next(self._batches)
+        self.last_loading = time.perf_counter() - started
         with torch.enable_grad(), torch.autocast("cpu", enabled=False):
             logits = self.model(images)
             loss = self.dice(logits, masks) + self.bce(logits, masks)
@@ -122,18 +124,23 @@ def make_interleaver(plain: PlainLoop, total: int):
 
         def __init__(self) -> None:
             self.teachseg: list[float] = []
+            self.loading: list[float] = []
             self.plain: list[float] = []
             self._mark = 0.0
 
         def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             self._mark = time.perf_counter()
 
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.loading.append(time.perf_counter() - self._mark)
+
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             self.teachseg.append(time.perf_counter() - self._mark)
             self.plain.append(plain.step())
             i = len(self.teachseg)
             print(
-                f"  step {i:>2}/{total}  teachseg {self.teachseg[-1]:6.2f}s  plain fp32 {self.plain[-1]:6.2f}s",
+                f"  step {i:>2}/{total}  teachseg {self.teachseg[-1]:6.2f}s (waiting for the batch "
+                f"{self.loading[-1]:5.2f}s)  plain fp32 {self.plain[-1]:6.2f}s (batch {plain.last_loading:5.2f}s)",
                 flush=True,
             )
             self._mark = time.perf_counter()
@@ -243,15 +250,22 @@ def find_data(args: argparse.Namespace, n_images: int) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per side (after warm-up)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per side (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per side")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument(
         "--data", type=Path, default=None, help=f"dataset folder (default {BUSI}, else synthetic)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's, one per core); 1 is steadier on a busy machine",
+    )
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
     ratio = run(args)
