@@ -31,7 +31,7 @@ def test_slide_outputs(tmp_path, predictor, slide_path):
         info,
         [slide_path],
         tmp_path,
-        PredictOptions(threshold=0.45, min_area_um2=0, **OPTS),
+        PredictOptions(threshold=0.45, min_area_um2=20.0, **OPTS),
         progress=False,
     )
     assert summary["kind"] == "slide" and not summary["no_tissue"]
