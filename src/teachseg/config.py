@@ -49,6 +49,9 @@ class DataConfig(_Section):
     )
     label_fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of training images that keep masks")
     image_size: int = Field(256, ge=32)
+    mpp: float | None = Field(
+        None, gt=0, description="resolution of the training images in um/px (stored in the model; predict matches it)"
+    )
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(2, ge=0)
     cache_images: bool = Field(True, description="keep decoded images in RAM after the first epoch")

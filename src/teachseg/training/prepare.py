@@ -85,6 +85,8 @@ def prepare_data(
             "data.root is not set", fix="set data.root in the config or pass --set data.root=DIR"
         )
     discovery = discover(Path(d.root), d.layout, d.unlabelled_dirs)
+    if d.mpp is None:
+        d.mpp = tiles_mpp(Path(d.root))
     split_path = run_dir / "split.json"
     if resume and split_path.is_file():
         try:
@@ -115,6 +117,19 @@ def prepare_data(
             fix="set data.val_fraction > 0 (default 0.05) and provide at least 2 labelled images",
         )
     return PreparedData(Path(d.root), discovery, split)
+
+
+def tiles_mpp(root: Path) -> float | None:
+    """The resolution recorded by `teachseg tile` (``*_tiles.json``), when all slides agree on one."""
+    values = set()
+    for manifest in root.glob("*_tiles.json"):
+        try:
+            mpp = read_json(manifest).get("mpp")
+        except (OSError, ValueError):
+            continue
+        if mpp:
+            values.add(round(float(mpp), 4))
+    return values.pop() if len(values) == 1 else None
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
