@@ -122,7 +122,9 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the sample data and runs go.")] = Path(
         "demo-output"
     ),
-    epochs: Annotated[int, typer.Option(help="Epochs for teacher and student.")] = 12,
+    epochs: Annotated[int, typer.Option(help="Epochs for teacher and student.")] = 8,
+    labelled: Annotated[int, typer.Option(help="Synthetic tiles with masks.")] = 24,
+    unlabelled: Annotated[int, typer.Option(help="Synthetic tiles without masks.")] = 48,
     seed: Annotated[int, typer.Option(help="Seed of the data and the runs.")] = 42,
 ) -> None:
     """The whole cycle on built-in synthetic H&E tiles: Teachers, pseudo-labels, Students, report."""
@@ -135,7 +137,7 @@ def demo(
     data_dir = out_dir / "sample-data"
     if not (data_dir / "images").is_dir():
         console.print(f"generating synthetic H&E tiles in {data_dir}")
-        generate(data_dir, n_labelled=32, n_unlabelled=96, size=128, seed=seed)
+        generate(data_dir, n_labelled=labelled, n_unlabelled=unlabelled, size=128, seed=seed)
     cfg = build_config(
         {
             "name": "demo-experiment",
