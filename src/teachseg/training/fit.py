@@ -31,7 +31,7 @@ from teachseg.data.transforms import JointTransform, Normalise
 from teachseg.errors import ModelError
 from teachseg.io import atomic_path, read_json, write_json, write_text
 from teachseg.losses import BCEDiceLoss
-from teachseg.models import ModelMeta, build_model, save_model_folder
+from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, build_model, save_model_folder
 from teachseg.training.datamodule import SegDataModule
 from teachseg.training.evaluate import (
     evaluate_records,
@@ -193,7 +193,7 @@ def train_model(
     model = build_model(arch, encoder, weights, dropout=dropout)
     if init_state is not None:
         model.load_state_dict(init_state)
-    norm = Normalise(tuple(float(v) for v in (0.485, 0.456, 0.406)), (0.229, 0.224, 0.225))
+    norm = Normalise(IMAGENET_MEAN, IMAGENET_STD)
     d = cfg.data
     train_ds = SegmentationDataset(
         train_records,
