@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo test test-slow test-all lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,11 +18,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/teachseg demo --out demo-output
 
+# The everyday suite (under 10 minutes on 2 cores); the `slow` tests (SIGKILL + resume, DDP, learning) run in CI.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
-
-test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
