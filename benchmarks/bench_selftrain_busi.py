@@ -31,11 +31,20 @@ def main() -> int:
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "bench-output" / "selftrain-busi")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the fully supervised ceiling")
+    ap.add_argument("--scratch", action="store_true", help="student from scratch (the study) instead of the teacher")
+    ap.add_argument("--confidence", default="linear", choices=["linear", "threshold", "none"])
+    ap.add_argument("--pseudo-weight", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--tag", default="", help="suffix of the run folders")
     args = ap.parse_args()
     if not args.data.is_dir():
         print(f"BUSI not found at {args.data}; pass --data DIR", file=sys.stderr)
         return 2
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from teachseg.config import build_config
     from teachseg.selftrain.loop import run_selftrain
     from teachseg.training.fit import train_model
@@ -63,12 +72,13 @@ def main() -> int:
             "selftrain": {
                 "max_generations": 1,
                 "tta": True,
-                "confidence": {"mode": "linear"},
-                "student": {"strong_augment": True},
+                "confidence": {"mode": args.confidence, "threshold": 0.9},
+                "pseudo_weight": args.pseudo_weight,
+                "student": {"strong_augment": True, "init_from_teacher": not args.scratch},
             },
         }
         t0 = time.perf_counter()
-        cfg = build_config({**base, "name": f"selftrain-seed{seed}"}, "bench")
+        cfg = build_config({**base, "name": f"selftrain{args.tag}-seed{seed}"}, "bench")
         run_dir = cfg.run_dir
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
@@ -78,7 +88,7 @@ def main() -> int:
         ceiling = None
         if not args.no_ceiling:
             full = build_config(
-                {**base, "name": f"supervised-seed{seed}", "data": {**base["data"], "label_fraction": 1.0}},
+                {**base, "name": f"supervised{args.tag}-seed{seed}", "data": {**base["data"], "label_fraction": 1.0}},
                 "bench",
             )
             shutil.rmtree(full.run_dir, ignore_errors=True)
