@@ -112,7 +112,9 @@ def main() -> int:
             flush=True,
         )
     print(
-        f"settings: image_size {size}, epochs {epochs}, seeds {seeds}, label_fraction 0.25, test_fraction 0.2"
+        f"settings: image_size {size}, epochs {epochs}, seeds {seeds}, label_fraction 0.25, test_fraction 0.2, "
+        f"student from {'scratch' if args.scratch else 'the teacher'}, confidence {args.confidence}, "
+        f"pseudo_weight {args.pseudo_weight}"
     )
     if len(gains) > 1:
         print(
