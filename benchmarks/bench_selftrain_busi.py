@@ -31,7 +31,9 @@ def main() -> int:
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "bench-output" / "selftrain-busi")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the fully supervised ceiling")
-    ap.add_argument("--scratch", action="store_true", help="student from scratch (the study) instead of the teacher")
+    ap.add_argument(
+        "--scratch", action="store_true", help="student from scratch (the study) instead of the teacher"
+    )
     ap.add_argument("--confidence", default="linear", choices=["linear", "threshold", "none"])
     ap.add_argument("--pseudo-weight", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -88,7 +90,11 @@ def main() -> int:
         ceiling = None
         if not args.no_ceiling:
             full = build_config(
-                {**base, "name": f"supervised{args.tag}-seed{seed}", "data": {**base["data"], "label_fraction": 1.0}},
+                {
+                    **base,
+                    "name": f"supervised{args.tag}-seed{seed}",
+                    "data": {**base["data"], "label_fraction": 1.0},
+                },
                 "bench",
             )
             shutil.rmtree(full.run_dir, ignore_errors=True)

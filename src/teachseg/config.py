@@ -50,7 +50,9 @@ class DataConfig(_Section):
     label_fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of training images that keep masks")
     image_size: int = Field(256, ge=32)
     mpp: float | None = Field(
-        None, gt=0, description="resolution of the training images in um/px (stored in the model; predict matches it)"
+        None,
+        gt=0,
+        description="resolution of the training images in um/px (stored in the model; predict matches it)",
     )
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(2, ge=0)

@@ -277,7 +277,9 @@ def train_model(
         "model_dir": "model",
         **(extra_summary or {}),
     }
-    meta = ModelMeta(arch=arch, encoder=encoder, image_size=d.image_size, threshold=cfg.train.threshold, mpp=d.mpp)
+    meta = ModelMeta(
+        arch=arch, encoder=encoder, image_size=d.image_size, threshold=cfg.train.threshold, mpp=d.mpp
+    )
     meta.summary = {
         k: summary[k] for k in ("seed", "epochs", "best_epoch", "train_loss", "val_dice", "val_jaccard")
     }
