@@ -108,7 +108,10 @@ class Predictor:
         """(N, H, W, 3) uint8 tiles -> (N, H, W) float32 probabilities in [0, 1]."""
         if tiles.shape[0] == 0:
             return np.zeros(tiles.shape[:3], dtype=np.float32)
-        x = self.normalise(tiles)
+        return self.predict_normalised(self.normalise(tiles))
+
+    def predict_normalised(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) float32, already normalised -> (N, H, W) float32 probabilities in [0, 1]."""
         if self.backend == "onnx":
             return self._run_onnx(x)
         return self._run_torch(x)

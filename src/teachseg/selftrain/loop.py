@@ -18,7 +18,7 @@ from teachseg.data.datasets import Record
 from teachseg.data.imageio import read_image, read_mask
 from teachseg.errors import DataError, ModelError
 from teachseg.io import read_json, write_json
-from teachseg.models import check_model_folder, load_model_folder
+from teachseg.models import ModelMeta, check_model_folder, load_model_folder
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records
 from teachseg.training.fit import train_model
 from teachseg.training.prepare import PreparedData, prepare_data
@@ -47,7 +47,7 @@ def check_unlabelled(records: list[Record], skip_bad: bool) -> tuple[list[Record
     return good, bad
 
 
-def check_teacher_folder(folder: Path, image_size: int) -> None:
+def check_teacher_folder(folder: Path, image_size: int) -> ModelMeta:
     meta = check_model_folder(folder)
     if meta.image_size != image_size:
         raise ModelError(
@@ -55,6 +55,7 @@ def check_teacher_folder(folder: Path, image_size: int) -> None:
             path=folder,
             fix=f"set data.image_size={meta.image_size}, or train a new teacher",
         )
+    return meta
 
 
 def _entry(generation: int, role: str, summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
@@ -125,9 +126,8 @@ def run_selftrain(
 
     # Generation 0: the Teacher.
     if st.teacher_model is not None:
-        check_teacher_folder(Path(st.teacher_model), cfg.data.image_size)
         teacher_model_dir = Path(st.teacher_model)
-        meta = check_model_folder(teacher_model_dir)
+        meta = check_teacher_folder(teacher_model_dir, cfg.data.image_size)
         teacher: dict[str, Any] | None = {"arch": meta.arch, "encoder": meta.encoder, **meta.summary}
         teacher_dir_name = str(teacher_model_dir)
         say(f"[bold]generation 0[/]: using the teacher in {teacher_model_dir}")
@@ -170,6 +170,7 @@ def run_selftrain(
             tta=st.tta,
             batch_size=cfg.data.batch_size,
         )
+        teacher_state = model.state_dict() if st.student.init_from_teacher else None
         del model
         pstats = dict(manifest["stats"])
         if withheld:
@@ -183,7 +184,7 @@ def run_selftrain(
                     f"student.init_from_teacher needs the teacher's architecture ({meta.arch}-{meta.encoder}), got {arch}-{encoder}",
                     fix="set selftrain.student.init_from_teacher=false or use the same arch and encoder",
                 )
-            init_state = load_model_folder(teacher_model_dir)[0].state_dict()
+            init_state = teacher_state
         # A retry after a rejected student uses another seed; otherwise it would repeat the same student.
         gen_cfg = cfg if no_gain == 0 else cfg.model_copy(update={"seed": cfg.seed + g})
         train_records = [*data.train, *pseudo_records(unlabelled, manifest, pseudo_dir)]

@@ -19,7 +19,7 @@ from teachseg.data.datasets import Record, read_pseudo
 from teachseg.data.imageio import read_image
 from teachseg.io import write_json, write_png
 from teachseg.models import ModelMeta
-from teachseg.training.evaluate import batched, predict_prob, safe_key, to_uint8
+from teachseg.training.evaluate import batched, make_predictor, predict_prob, safe_key, to_uint8
 
 MANIFEST = "manifest.json"
 
@@ -65,9 +65,10 @@ def generate_pseudo_labels(
         else:
             todo.append(rec)
     task = progress.add_task(f"pseudo-labels gen {generation}", total=len(todo)) if progress else None
+    predictor = make_predictor(model, meta, tta)
     for chunk in batched(todo, batch_size):
         images = [read_image(r.image) for r in chunk]
-        probs = predict_prob(model, images, meta, tta=tta)
+        probs = predict_prob(model, images, meta, predictor=predictor)
         for rec, prob in zip(chunk, probs, strict=True):
             q = to_uint8(prob)
             path = write_png(out_dir / f"{safe_key(rec.id)}.png", q)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import re
 from collections.abc import Iterator, Sequence
@@ -16,6 +15,7 @@ from torch import nn
 from teachseg.data.datasets import Record
 from teachseg.data.imageio import read_image, read_mask
 from teachseg.data.transforms import Normalise, resize, to_float_image
+from teachseg.inference.predictor import Predictor
 from teachseg.io import write_json, write_png, write_text
 from teachseg.metrics import ImageScores, image_scores, summarise
 from teachseg.models import ModelMeta
@@ -23,43 +23,42 @@ from teachseg.models import ModelMeta
 PER_IMAGE_COLUMNS = ["id", "class", "dice", "jaccard", "precision", "recall", "gt_pixels", "pred_pixels"]
 
 
-def autocast_for(device: torch.device, precision: str = "bf16") -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU (and GPU), or nothing for fp32."""
-    if precision in ("32", "32-true", "fp32"):
-        return contextlib.nullcontext()
-    dtype = torch.float16 if precision.startswith("16") else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+def make_predictor(
+    model: nn.Module, meta: ModelMeta, tta: bool = False, precision: str = "bf16"
+) -> Predictor:
+    """The shared batched runner (mixed precision, channels_last, flip TTA) on the model's own device.
+
+    ``precision``: ``bf16``, ``fp16`` or ``32``/``fp32`` (Lightning's names such as ``bf16-mixed`` work too).
+    """
+    name = (
+        "fp32" if precision.startswith(("32", "fp32")) else "fp16" if precision.startswith("16") else "bf16"
+    )
+    device = next(model.parameters()).device
+    return Predictor(model, meta.mean, meta.std, device=str(device), precision=name, tta=tta)
 
 
-@torch.inference_mode()
 def predict_prob(
     model: nn.Module,
     images: Sequence[np.ndarray],
     meta: ModelMeta,
     tta: bool = False,
     precision: str = "bf16",
+    predictor: Predictor | None = None,
 ) -> list[np.ndarray]:
     """Probability maps (float32, native size) for a batch of (H, W, 3) uint8 images.
 
-    Each image is resized to the model's square input like in training; the logits are resized back to the
-    image's native size before the sigmoid. ``tta`` averages the horizontal, vertical and both flips.
+    Each image is resized to the model's square input exactly as in training; the probabilities are resized
+    back to the image's native size. ``tta`` averages flipped predictions. Pass ``predictor`` (from
+    :func:`make_predictor`) to reuse one across batches.
     """
-    device = next(model.parameters()).device
+    predictor = predictor or make_predictor(model, meta, tta, precision)
     norm = Normalise(meta.mean, meta.std)
-    x = torch.stack([norm(resize(to_float_image(im), meta.image_size)) for im in images]).to(device)
-    x = x.contiguous(memory_format=torch.channels_last)
-    flips: list[list[int]] = [[]] + ([[-1], [-2], [-2, -1]] if tta else [])
-    total = torch.zeros(x.shape[0], 1, *x.shape[-2:], device=device)
-    with autocast_for(device, precision):
-        for dims in flips:
-            xi = x.flip(dims) if dims else x
-            logits = model(xi).float()
-            total += torch.sigmoid(logits.flip(dims) if dims else logits)
-    probs = total / len(flips)
+    x = torch.stack([norm(resize(to_float_image(im), meta.image_size)) for im in images])
+    probs = torch.from_numpy(predictor.predict_normalised(x.numpy()))[:, None]
     out = []
     for p, im in zip(probs, images, strict=True):
         native = F.interpolate(p[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0, 0]
-        out.append(native.clamp(0, 1).cpu().numpy())
+        out.append(native.clamp(0, 1).numpy())
     return out
 
 
@@ -92,9 +91,10 @@ def evaluate_records(
 ) -> list[dict[str, object]]:
     """Per-image metrics at native resolution; optionally store probability and ground-truth PNGs."""
     rows: list[dict[str, object]] = []
+    predictor = make_predictor(model, meta, tta, precision)
     for chunk in batched(records, batch_size):
         images = [read_image(r.image) for r in chunk]
-        probs = predict_prob(model, images, meta, tta=tta, precision=precision)
+        probs = predict_prob(model, images, meta, predictor=predictor)
         for rec, im, prob in zip(chunk, images, probs, strict=True):
             mask = read_mask(rec.masks, mat_variable, expected_shape=im.shape[:2])
             s: ImageScores = image_scores(prob, mask, meta.threshold)

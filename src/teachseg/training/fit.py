@@ -288,7 +288,7 @@ def train_model(
     # Native-resolution evaluation of the selected model (per-image metrics and predictions for the report).
     device = module.device if module.device.type != "meta" else torch.device("cpu")
     model.to(device)
-    precision = "32" if summary["precision"].startswith("32") else "bf16"
+    precision = summary["precision"]
     val_rows = evaluate_records(
         model, meta, val_records, d.mat_variable, pred_dir=run_dir / "pred" / "val", precision=precision
     )
