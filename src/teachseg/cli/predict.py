@@ -45,8 +45,27 @@ def predict(
         float | None, typer.Option("--threshold", min=0.0, max=1.0, help="Default: the model's.")
     ] = None,
     min_area: Annotated[
-        float, typer.Option("--min-area", min=0.0, help="Drop polygons and holes smaller than this (um^2).")
+        float,
+        typer.Option(
+            "--min-area",
+            min=0.0,
+            help="GeoJSON: drop tumour regions and fill holes smaller than this (um^2; 64 px^2 without mpp).",
+        ),
     ] = 500.0,
+    simplify: Annotated[
+        float,
+        typer.Option(
+            "--simplify", min=0.0, help="GeoJSON outline simplification tolerance, in pixels (0: exact)."
+        ),
+    ] = 0.5,
+    vector_max_side: Annotated[
+        int,
+        typer.Option(
+            "--vector-max-side",
+            min=256,
+            help="GeoJSON: outline the finest probability level no larger than this many pixels.",
+        ),
+    ] = 8192,
     resize: Annotated[
         bool | None,
         typer.Option(
@@ -62,7 +81,12 @@ def predict(
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[
-        str, typer.Option("--precision", help="auto (bf16 on CPU, fp16 on GPU), fp32, bf16, fp16.")
+        str,
+        typer.Option(
+            "--precision",
+            help="auto (bf16 where the GPU or CPU supports it natively, else fp16 on GPU, fp32 on CPU), "
+            "fp32, bf16, fp16; the same policy as training (teachseg.precision).",
+        ),
     ] = "auto",
     resume: ResumeOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
@@ -83,6 +107,8 @@ def predict(
         tissue_mask=tissue_mask,
         threshold=threshold,
         min_area_um2=min_area,
+        simplify_px=simplify,
+        vector_max_side=vector_max_side,
         resize=resize,
         resume=resume,
     )

@@ -20,6 +20,7 @@ import numpy as np
 from teachseg.errors import DataError
 from teachseg.inference import writers
 from teachseg.inference.blending import BandBlender, RawRaster
+from teachseg.inference.polygons import Vectorised, vectorise_mask
 from teachseg.inference.predictor import Predictor
 from teachseg.inference.slides import SUPPORTED_SUFFIXES, ArrayReader, SlideReader, choose_level, open_slide
 from teachseg.inference.tiling import Tile, gaussian_weight, tile_grid, tiles_touching
@@ -44,6 +45,7 @@ class PredictOptions:
     threshold: float | None = None
     min_area_um2: float = 500.0
     min_area_px: float = 64.0  # used when the slide's resolution is unknown (level-0 pixels)
+    simplify_px: float = 0.5  # GeoJSON simplification tolerance, in pixels of the vectorised level
     resize: bool | None = None  # ordinary images: resize to image_size (None: when the model has no mpp)
     vector_max_side: int = 8192
     thumb_max_side: int = 2048
@@ -241,9 +243,9 @@ def _predict_slide(
         vec, vec_ds = writers.threshold_level(pyramid, opts.vector_max_side, thr_u8)
         scale = vec_ds * lv.downsample  # level-0 pixels per vector-raster pixel
         min_area = opts.min_area_um2 / reader.mpp**2 if reader.mpp else opts.min_area_px
-        polygons = writers.mask_polygons(vec, scale, min_area=min_area, simplify=scale)
+        vector = vectorise_mask(vec, scale, min_area=min_area, simplify=opts.simplify_px * scale)
         del vec
-        writers.write_geojson(out_dir / files["geojson"], writers.geojson_features(polygons))
+        writers.write_geojson(out_dir / files["geojson"], writers.geojson_features(vector.polygons))
         small, _ = writers.read_level_for(pyramid, max(thumb.shape[:2]))
         small = writers.resize_to(small, thumb.shape[1], thumb.shape[0])
         writers.write_overlay(out_dir / files["overlay"], thumb, small >= thr_u8)
@@ -273,12 +275,54 @@ def _predict_slide(
         tumour_area_mm2=None if mm2 is None else round(tumour_px * mm2, 6),
         tissue_area_mm2=None if mm2 is None else round(tissue_px * mm2, 6),
         tumour_fraction_of_tissue=round(tumour_px / tissue_px, 6) if tissue_px else 0.0,
-        polygons=len(polygons),
+        polygons=len(vector.polygons),
+        **_polygon_accounting(vector, tumour_px, scale, min_area, mm2),
         outputs=files,
     )
+    warning = _area_warning(summary)
+    if warning:
+        summary["warnings"] = [warning]
     if summary["no_tissue"]:
         summary["note"] = "no tissue detected: nothing was predicted and the GeoJSON is empty"
     return summary
+
+
+#: How far the GeoJSON's area may stray from the thresholded mask minus the minimum-area rule before
+#: ``predict`` warns: simplification moves it by far less; a coarser vectorised level than the predicted one
+#: (slides larger than ``vector_max_side``) can move it by more.
+AREA_TOLERANCE = 0.02
+
+
+def _polygon_accounting(
+    vector: Vectorised, tumour_px: float, scale: float, min_area: float, mm2: float | None
+) -> dict[str, Any]:
+    """Where the tumour area goes between the probability map and the GeoJSON (level-0 pixels)."""
+    expected = tumour_px - vector.removed_area + vector.filled_area
+    return {
+        "geojson_area_px": round(vector.polygon_area, 2),
+        "geojson_area_mm2": None if mm2 is None else round(vector.polygon_area * mm2, 6),
+        "vector_mask_area_px": round(vector.mask_area, 2),
+        "vector_downsample": round(scale, 6),
+        "min_area_px": round(min_area, 2),
+        "min_area_removed_px": round(vector.removed_area, 2),
+        "holes_filled_px": round(vector.filled_area, 2),
+        "geojson_area_expected_px": round(expected, 2),
+    }
+
+
+def _area_warning(summary: dict[str, Any]) -> str | None:
+    """A message when the GeoJSON's area differs from the mask's by more than the documented rules explain."""
+    expected, got = summary["geojson_area_expected_px"], summary["geojson_area_px"]
+    if expected <= 0 and got <= 0:
+        return None
+    off = abs(got - expected) / max(expected, 1.0)
+    if off <= AREA_TOLERANCE:
+        return None
+    return (
+        f"the GeoJSON covers {got:.0f} px^2 where the thresholded mask minus the minimum-area rule has "
+        f"{expected:.0f} px^2 ({100 * off:.1f}% apart; polygons were drawn at downsample "
+        f"{summary['vector_downsample']:g}: raise --vector-max-side for a finer outline)"
+    )
 
 
 def _predict_ordinary(
@@ -446,6 +490,8 @@ def predict_paths(
             summaries.append(summary)
             if log:
                 log(_describe(name, summary))
+                for warning in summary.get("warnings", []):
+                    log(f"{name}: warning: {warning}")
     if failed:
         raise DataError(
             f"{len(failed)} of {len(files)} inputs could not be read ({', '.join(failed[:5])}"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from teachseg.errors import DataError
+from teachseg.inference.polygons import rasterise_polygons, valid_parts
 from teachseg.inference.slides import choose_level, open_slide
 from teachseg.inference.tiling import Tile, tiles_touching
 from teachseg.inference.tissue import detect_tissue
@@ -45,7 +46,6 @@ def load_annotations(
 ) -> tuple[list[Any], list[Any]]:
     """Tumour and labelled-negative polygons (shapely, level-0 pixels) from a QuPath GeoJSON export."""
     from shapely.geometry import shape
-    from shapely.validation import make_valid
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -74,10 +74,9 @@ def load_annotations(
         if not isinstance(f, dict) or not f.get("geometry"):
             continue
         try:
-            geom = make_valid(shape(f["geometry"]))
+            polys = valid_parts(shape(f["geometry"]))  # every polygonal part, repaired if needed
         except Exception as exc:
             raise DataError(f"a feature has an invalid geometry ({exc})", path=path) from None
-        polys = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type in ("Polygon", "MultiPolygon")]
         name = (_class_name(f.get("properties") or {}) or "").lower()
         if name in neg_names:
             labelled_negative.extend(polys)
@@ -89,24 +88,10 @@ def load_annotations(
 def rasterise(polygons: list[Any], x0: float, y0: float, size: int, scale: float) -> np.ndarray:
     """A (size, size) uint8 0/255 mask of ``polygons`` (level-0 coordinates) over the tile at level-0 (x0, y0).
 
-    ``scale`` is level-0 pixels per tile pixel. Holes are cut out of their own polygon only.
+    ``scale`` is level-0 pixels per tile pixel. A tile pixel is tumour when its centre lies inside a polygon;
+    holes are cut out of their own polygon only (see :func:`teachseg.inference.polygons.rasterise_polygons`).
     """
-    from PIL import Image, ImageDraw
-
-    mask = np.zeros((size, size), dtype=bool)
-    for geom in polygons:
-        for poly in getattr(geom, "geoms", [geom]):
-            layer = Image.new("1", (size, size), 0)
-            draw = ImageDraw.Draw(layer)
-
-            def pts(ring: Any) -> list[tuple[float, float]]:
-                return [((x - x0) / scale - 0.5, (y - y0) / scale - 0.5) for x, y in ring.coords]
-
-            draw.polygon(pts(poly.exterior), fill=1)
-            for hole in poly.interiors:
-                draw.polygon(pts(hole), fill=0)
-            mask |= np.asarray(layer, dtype=bool)
-    return mask.astype(np.uint8) * 255
+    return rasterise_polygons(polygons, (size, size), x0, y0, scale) * np.uint8(255)
 
 
 def strided_grid(height: int, width: int, size: int, stride: int) -> list[Tile]:

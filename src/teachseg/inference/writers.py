@@ -108,63 +108,7 @@ def threshold_level(
     return mask, ds
 
 
-# ---------------------------------------------------------------- polygons
-
-
-def mask_polygons(mask: np.ndarray, scale: float, min_area: float = 0.0, simplify: float = 0.0) -> list[Any]:
-    """Polygons (holes kept) of a binary mask, in coordinates ``scale`` times the mask's pixels.
-
-    Args:
-        mask: 2-D array, non-zero = inside.
-        scale: output units per mask pixel (e.g. level-0 pixels per mask pixel).
-        min_area: polygons and holes smaller than this (output units squared) are dropped.
-        simplify: Douglas-Peucker tolerance in output units (topology preserved).
-    """
-    import cv2
-    from shapely.geometry import Polygon
-    from shapely.validation import make_valid
-
-    m = mask.view(np.uint8) if mask.dtype == bool else mask
-    if m.dtype != np.uint8 or m.max(initial=0) > 1:
-        m = (mask > 0).astype(np.uint8)
-    m = np.ascontiguousarray(m)  # findContours leaves its input unchanged (OpenCV >= 3.2)
-    if not m.any():
-        return []
-    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return []
-    hier = hierarchy[0]
-
-    def ring(c: np.ndarray) -> np.ndarray:
-        return (c.reshape(-1, 2).astype(np.float64) + 0.5) * scale
-
-    polys = []
-    px_area = scale * scale
-    for i, c in enumerate(contours):
-        # cheap pre-filter on the pixel contour before building shapely objects (specks are the bulk)
-        if hier[i][3] != -1 or len(c) < 3 or (min_area > 0 and cv2.contourArea(c) * px_area < min_area):
-            continue
-        holes = []
-        child = hier[i][2]
-        while child != -1:
-            hc = contours[child]
-            if len(hc) >= 3 and cv2.contourArea(hc) * px_area >= max(min_area, 1e-9):
-                holes.append(ring(hc))
-            child = hier[child][0]
-        poly = Polygon(ring(c), holes)
-        if not poly.is_valid:
-            poly = make_valid(poly)
-        parts = (
-            [poly]
-            if poly.geom_type == "Polygon"
-            else [g for g in getattr(poly, "geoms", []) if g.geom_type == "Polygon"]
-        )
-        for p in parts:
-            if simplify > 0:
-                p = p.simplify(simplify, preserve_topology=True)
-            if not p.is_empty and p.area >= max(min_area, 1e-9) and p.geom_type == "Polygon":
-                polys.append(p)
-    return polys
+# ---------------------------------------------------------------- GeoJSON
 
 
 def geojson_features(
@@ -173,8 +117,10 @@ def geojson_features(
     """A QuPath-compatible FeatureCollection of annotation polygons."""
     from shapely.geometry import mapping
 
+    from teachseg.inference.polygons import polygonal_parts
+
     features = []
-    for p in polygons:
+    for p in (part for g in polygons for part in polygonal_parts(g)):
         geom = mapping(p)
         geom["coordinates"] = [[[round(x, 2), round(y, 2)] for x, y in r] for r in geom["coordinates"]]
         features.append(
