@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Keep every test on the CPU's two cores and off the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CI", "1")
+# Image-hash caches of the tests go to a throw-away folder, not the user's ~/.cache/teachseg.
+os.environ.setdefault("TEACHSEG_CACHE_DIR", tempfile.mkdtemp(prefix="teachseg-test-cache-"))
 
 #: The smallest config that trains: 64x64, linknet + resnet18, batch 4, no workers, fp32 for speed.
 TINY: dict[str, Any] = {

@@ -69,3 +69,21 @@ def test_replace_dir_swaps_folders(tmp_path: Path) -> None:
     replace_dir(new, final)
     assert [p.name for p in final.iterdir()] == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_write_json_is_strict_json(tmp_path: Path) -> None:
+    import json
+    import math
+
+    import numpy as np
+
+    from teachseg.io import write_json
+
+    path = write_json(
+        tmp_path / "s.json",
+        {"precision": math.nan, "recall": np.float32(0.5), "rows": [{"x": math.inf}, (1.0, np.nan)], "n": 3},
+    )
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert data == {"precision": None, "recall": 0.5, "rows": [{"x": None}, [1.0, None]], "n": 3}

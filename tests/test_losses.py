@@ -91,3 +91,125 @@ def test_confidence_weight_modes() -> None:
     assert torch.equal(confidence_weight(p, "none"), torch.ones(5))
     with pytest.raises(ValueError, match="linear, threshold or none"):
         confidence_weight(p, "cubic")
+
+
+def _old_soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, per_image: bool, smooth: float = 1.0
+) -> torch.Tensor:
+    """The soft Dice loss teachseg used before the semimetric one: exact reference on hard masks."""
+    p = torch.sigmoid(logits)
+    dims = (1, 2, 3) if per_image else (0, 1, 2, 3)
+    inter = (weight * p * target).sum(dims)
+    denom = (weight * p).sum(dims) + (weight * target).sum(dims)
+    return (1 - (2 * inter + smooth) / (denom + smooth)).mean()
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_semimetric_dice_equals_soft_dice_on_hard_masks(per_image: bool, weighted: bool) -> None:
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 1, 16, 16, generator=g, dtype=torch.float64) * 3
+    target = (torch.rand(3, 1, 16, 16, generator=g) > 0.6).double()
+    target[2] = 0  # an empty mask
+    weight = (
+        torch.rand(3, 1, 16, 16, generator=g, dtype=torch.float64) if weighted else torch.ones_like(target)
+    )
+    got = BCEDiceLoss(bce_weight=0.0, per_image=per_image)(logits, target, weight)
+    want = _old_soft_dice_loss(logits, target, weight, per_image)
+    assert float(got) == pytest.approx(float(want), abs=1e-6)
+
+
+def _descend(t: float, confidence: bool, steps: int = 300) -> float:
+    """Probability reached by gradient descent on BCE + Dice for a uniform region of soft target ``t``."""
+    target = torch.full((1, 1, 4, 4), t)
+    weight = confidence_weight(target) if confidence else None
+    logit = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([logit], lr=0.05)
+    loss_fn = BCEDiceLoss()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(logit.expand_as(target), target, weight).backward()
+        opt.step()
+    return float(torch.sigmoid(logit.detach()))
+
+
+@pytest.mark.parametrize("t", [0.3, 0.7])
+@pytest.mark.parametrize("confidence", [False, True])
+def test_bce_plus_dice_converges_to_a_soft_target(t: float, confidence: bool) -> None:
+    # The old weighted soft Dice drove both 0.3 and 0.7 towards 1 (over-segmentation of pseudo-labels).
+    assert _descend(t, confidence) == pytest.approx(t, abs=0.02)
+
+
+def test_semimetric_dice_is_zero_at_a_soft_target() -> None:
+    target = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(4)) * 0.9 + 0.05
+    loss = BCEDiceLoss(bce_weight=0.0, smooth=0.0)(torch.logit(target.double()), target.double())
+    assert abs(float(loss)) < 1e-9
+
+
+def _mixed_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64)
+    target = (torch.rand(4, 1, 8, 8, generator=g) > 0.5).double()
+    target[2:] = torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64)  # soft pseudo-labels
+    weight = torch.ones_like(target)
+    weight[2:] = confidence_weight(target[2:])
+    is_pseudo = torch.tensor([False, False, True, True])
+    return logits, target, weight, is_pseudo
+
+
+def _grad(loss_fn: BCEDiceLoss, logits: torch.Tensor, *args: torch.Tensor | None) -> torch.Tensor:
+    x = logits.clone().requires_grad_(True)
+    loss_fn(x, *args).backward()
+    assert x.grad is not None
+    return x.grad
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_pseudo_weight_zero_gives_the_gradient_of_the_labelled_images_alone(per_image: bool) -> None:
+    logits, target, weight, is_pseudo = _mixed_batch()
+    got = _grad(BCEDiceLoss(per_image=per_image, pseudo_weight=0.0), logits, target, weight, is_pseudo)
+    real = _grad(BCEDiceLoss(per_image=per_image), logits[:2], target[:2], weight[:2])
+    assert torch.equal(got[:2], real)
+    assert torch.equal(got[2:], torch.zeros_like(got[2:]))
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_pseudo_weight_scales_the_pseudo_term(per_image: bool) -> None:
+    logits, target, weight, is_pseudo = _mixed_batch()
+
+    def grad(w: float) -> torch.Tensor:
+        return _grad(BCEDiceLoss(per_image=per_image, pseudo_weight=w), logits, target, weight, is_pseudo)
+
+    g0, g_half, g1 = grad(0.0), grad(0.5), grad(1.0)
+    torch.testing.assert_close(g_half - g0, 0.5 * (g1 - g0))
+    assert float((g1 - g0).abs().max()) > 1e-3
+    # the loss is L_real + w * L_pseudo, each term normalised over its own images
+    loss = BCEDiceLoss(per_image=per_image, pseudo_weight=0.5)(logits, target, weight, is_pseudo)
+    plain = BCEDiceLoss(per_image=per_image)
+    want = plain(logits[:2], target[:2], weight[:2]) + 0.5 * plain(logits[2:], target[2:], weight[2:])
+    assert float(loss) == pytest.approx(float(want), rel=1e-12)
+
+
+def test_a_batch_of_pseudo_images_scales_with_pseudo_weight() -> None:
+    logits, target, weight, _ = _mixed_batch()
+    only = torch.ones(4, dtype=torch.bool)
+    losses = [float(BCEDiceLoss(pseudo_weight=w)(logits, target, weight, only)) for w in (0.1, 0.5, 1.0)]
+    assert losses[0] == pytest.approx(0.1 * losses[2], rel=1e-12)
+    assert losses[1] == pytest.approx(0.5 * losses[2], rel=1e-12)
+    # no pseudo image: pseudo_weight plays no part and the loss is the plain one
+    none = torch.zeros(4, dtype=torch.bool)
+    assert float(BCEDiceLoss(pseudo_weight=0.3)(logits, target, weight, none)) == pytest.approx(
+        float(BCEDiceLoss()(logits, target, weight)), rel=1e-12
+    )
+
+
+def test_fully_ignored_pseudo_images_give_a_finite_zero_term() -> None:
+    logits, target, _, is_pseudo = _mixed_batch()
+    weight = torch.ones_like(target)
+    weight[2:] = 0
+    for smooth in (0.0, 1.0):
+        loss_fn = BCEDiceLoss(smooth=smooth, pseudo_weight=1.0)
+        got = loss_fn(logits, target, weight, is_pseudo)
+        assert float(got) == pytest.approx(
+            float(BCEDiceLoss(smooth=smooth)(logits[:2], target[:2])), rel=1e-12
+        )

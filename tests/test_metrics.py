@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -14,17 +16,20 @@ def _mask(shape: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
     return m
 
 
-def test_both_empty_is_perfect() -> None:
+def test_both_empty_is_perfect_and_precision_recall_are_undefined() -> None:
     s = image_scores(np.zeros((8, 8), np.float32), np.zeros((8, 8), bool))
-    assert (s.dice, s.jaccard, s.precision, s.recall) == (1.0, 1.0, 1.0, 1.0)
+    assert (s.dice, s.jaccard) == (1.0, 1.0)
+    assert math.isnan(s.precision) and math.isnan(s.recall)
 
 
 def test_one_empty_is_zero() -> None:
     gt = _mask((8, 8), slice(0, 2), slice(0, 2))
     missed = image_scores(np.zeros((8, 8), np.float32), gt)
     assert missed.dice == 0.0 and missed.jaccard == 0.0 and missed.recall == 0.0
+    assert math.isnan(missed.precision)  # no predicted pixel: precision is undefined, not 0
     false_alarm = image_scores(gt.astype(np.float32), np.zeros((8, 8), bool))
     assert false_alarm.dice == 0.0 and false_alarm.jaccard == 0.0 and false_alarm.precision == 0.0
+    assert math.isnan(false_alarm.recall)  # no tumour pixel: recall is undefined, not 0
 
 
 def test_known_overlap_gives_exact_scores() -> None:
@@ -75,3 +80,20 @@ def test_per_class_summary() -> None:
     assert per_class["normal"] == {"n": 1, "dice": 1.0, "jaccard": 1.0}
     assert "per_class" not in summarise([perfect], [None])
     assert summarise([]) == {"n": 0}
+
+
+def test_summary_averages_precision_and_recall_over_the_images_where_they_are_defined() -> None:
+    gt = _mask((4, 4), slice(0, 2), slice(0, 4))  # 8 pixels
+    half = _mask((4, 4), slice(0, 1), slice(0, 4)).astype(np.float32)  # 4 pixels, all right
+    good = image_scores(half, gt)  # precision 1, recall 0.5
+    missed = image_scores(np.zeros((4, 4), np.float32), gt)  # precision undefined, recall 0
+    false_alarm = image_scores(gt.astype(np.float32), np.zeros((4, 4), bool))  # precision 0, recall undefined
+    empty_ok = image_scores(np.zeros((4, 4), np.float32), np.zeros((4, 4), bool))  # both undefined
+    out = summarise([good, missed, false_alarm, empty_ok])
+    assert out["precision"] == pytest.approx((1 + 0) / 2)
+    assert out["recall"] == pytest.approx((0.5 + 0) / 2)
+    assert out["dice"] == pytest.approx((2 / 3 + 0 + 0 + 1) / 4)
+    # undefined everywhere: NaN, without a warning
+    none = summarise([empty_ok, empty_ok])
+    assert math.isnan(none["precision"]) and math.isnan(none["recall"])
+    assert math.isnan(none["pooled_precision"]) and none["pooled_dice"] == 1.0

@@ -190,3 +190,41 @@ def test_dropout_hook_keeps_state_dict_and_is_active_only_in_training() -> None:
         noisy.train()
         plain.train()
         assert not torch.allclose(plain(X), noisy(X))
+
+
+def test_a_model_with_head_dropout_saves_and_loads_as_a_plain_folder(tmp_path: Path) -> None:
+    model = build_model("linknet", "resnet18", dropout=0.3).eval()
+    folder = save_model_folder(model, tmp_path / "model", ModelMeta("linknet", "resnet18", image_size=64))
+    loaded, _ = load_model_folder(folder)
+    assert list(loaded.state_dict()) == list(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(loaded(X), model(X))  # dropout is off at inference: the folder predicts the same
+    # and the saved weights start a dropout model again (a Student initialised from its Teacher)
+    again = build_model("linknet", "resnet18", dropout=0.3)
+    again.load_state_dict(loaded.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize(
+    ("decoder", "student", "expected"), [(0.0, 0.0, 0.0), (0.2, 0.0, 0.2), (0.2, 0.5, 0.5)]
+)
+def test_model_decoder_dropout_reaches_the_trained_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder: float, student: float, expected: float
+) -> None:
+    """``model.decoder_dropout`` used to be read nowhere; every trained model now gets it."""
+    from teachseg.config import build_config
+    from teachseg.training import fit
+
+    seen: dict[str, float] = {}
+
+    class _Stop(Exception):
+        pass
+
+    def fake_build_model(*args: object, dropout: float = 0.0, **kw: object) -> None:
+        seen["dropout"] = dropout
+        raise _Stop
+
+    monkeypatch.setattr(fit, "build_model", fake_build_model)
+    cfg = build_config({"model": {"arch": "linknet", "encoder": "resnet18", "decoder_dropout": decoder}})
+    with pytest.raises(_Stop):
+        fit.train_model(cfg, tmp_path / "run", [], [], dropout=student)
+    assert seen["dropout"] == expected

@@ -38,6 +38,14 @@ class DataConfig(_Section):
         default_factory=list, description="extra folders of unlabelled images"
     )
     layout: Literal["auto", "pairs", "busi", "unlabelled"] = "auto"
+    images_dir: Path | None = Field(
+        None,
+        description="folder of the images, any name (relative paths are inside root); set with masks_dir",
+    )
+    masks_dir: Path | None = Field(
+        None,
+        description="folder of the masks, matched to images by name (optionally + _mask), any extension",
+    )
     mat_variable: str | None = Field(
         None, description="variable holding the mask in .mat files (auto if null)"
     )
@@ -46,6 +54,11 @@ class DataConfig(_Section):
     group_regex: str | None = Field(
         None,
         description="regex on the file name; its first group (or whole match) keeps a patient/slide together",
+    )
+    duplicates: Literal["group", "drop", "off"] = Field(
+        "group",
+        description="images with the same pixels or a perceptual hash within 10 of 64 bits: 'group' keeps each "
+        "set in one split, 'drop' keeps one image of each set, 'off' does not look for them",
     )
     label_fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of training images that keep masks")
     image_size: int = Field(256, ge=32)
@@ -70,6 +83,17 @@ class DataConfig(_Section):
         return v
 
     @model_validator(mode="after")
+    def _paired_folders(self) -> DataConfig:
+        if (self.images_dir is None) != (self.masks_dir is None):
+            raise ValueError("set data.images_dir and data.masks_dir together (or neither)")
+        if self.images_dir is not None and self.layout not in ("auto", "pairs"):
+            raise ValueError(
+                f"data.images_dir and data.masks_dir pair two folders; layout {self.layout!r} cannot use "
+                "them (set layout to auto or pairs)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _fractions(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ValueError("val_fraction + test_fraction must leave at least 10% of images for training")
@@ -82,7 +106,13 @@ class ModelConfig(_Section):
     encoder_weights: str | None = Field(
         None, description="'imagenet' (downloaded through smp), null (random), or a local weights file"
     )
-    decoder_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the segmentation head")
+    decoder_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="channel dropout before the segmentation head of every model trained (Teacher and Student; "
+        "a Student uses the larger of this and selftrain.student.dropout); weights and model folders are unchanged",
+    )
 
 
 class LossConfig(_Section):
@@ -106,7 +136,10 @@ class TrainConfig(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     scheduler: Literal["cosine", "none"] = "cosine"
     precision: str = Field(
-        "auto", description="auto = bf16-mixed on CPU, 16-mixed/bf16-mixed on GPU; or 32-true"
+        "auto",
+        description="auto, fp32, bf16 or fp16 (or Lightning's 32-true, bf16-mixed, 16-mixed), for training, "
+        "evaluation and pseudo-labels alike; auto = bf16 on GPUs and CPUs that support it natively, else "
+        "fp16 on GPU and fp32 on CPU (see teachseg.precision)",
     )
     channels_last: bool = True
     accelerator: str = "auto"
@@ -117,6 +150,15 @@ class TrainConfig(_Section):
     limit_train_batches: int | float | None = None
     log_every_n_steps: int = 10
     progress_bar: bool = True
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, v: str) -> str:
+        from teachseg.precision import ALIASES, valid_names
+
+        if str(v).strip().lower() not in ALIASES:
+            raise ValueError(f"unknown precision '{v}'; use one of: {valid_names()}")
+        return v  # kept as written: old configs (and their hashes) stay valid
 
 
 class ConfidenceConfig(_Section):

@@ -68,7 +68,20 @@ def write_text(final: str | Path, text: str) -> Path:
 
 
 def write_json(final: str | Path, obj: Any) -> Path:
-    return write_text(final, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as strict JSON, atomically: NaN and infinities (an undefined precision or recall) become
+    ``null``, so any JSON reader accepts the file."""
+    text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    return write_text(final, text + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

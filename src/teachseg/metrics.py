@@ -1,8 +1,12 @@
 """Segmentation metrics at threshold 0.5, at the mask's native resolution.
 
 * Per image: Dice, Jaccard (IoU), precision, recall from smp's confusion counts. When both the ground truth
-  and the prediction are empty, Dice = Jaccard = precision = recall = 1 (a correct "no tumour" answer); when
-  only one is empty they are 0.
+  and the prediction are empty, Dice = Jaccard = 1 (a correct "no tumour" answer); when only one is empty they
+  are 0.
+* Precision is **undefined (NaN)** when nothing is predicted and recall when the mask is empty, the both-empty
+  case included: a "no tumour" answer has no predicted pixel to be right about and no tumour pixel to find.
+  Scoring them 0 (or 1) would let the share of normal images move the averages. Means of precision and recall
+  are taken with ``nanmean`` over the images where they are defined (NaN when there are none).
 * Pooled ("micro"): the same formulas on the pixel counts summed over all images.
 * **Validation Dice**, used to pick the best epoch and to compare Teacher and Student, is the mean of the
   per-image Dice over the validation images.
@@ -10,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -49,12 +54,21 @@ def confusion(prob: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) 
 def scores_from_counts(tp: int, fp: int, fn: int) -> ImageScores:
     gt, pred = tp + fn, tp + fp
     if gt == 0 and pred == 0:
-        return ImageScores(1.0, 1.0, 1.0, 1.0, tp, fp, fn, gt, pred)
+        return ImageScores(1.0, 1.0, math.nan, math.nan, tp, fp, fn, gt, pred)
     dice = 2 * tp / (2 * tp + fp + fn)
     jac = tp / (tp + fp + fn)
-    precision = tp / pred if pred else 0.0
-    recall = tp / gt if gt else 0.0
-    return ImageScores(dice, jac, precision, recall, tp, fp, fn, gt, pred)
+    return ImageScores(dice, jac, _ratio(tp, pred), _ratio(tp, gt), tp, fp, fn, gt, pred)
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else math.nan
+
+
+def nanmean(values: Iterable[float]) -> float:
+    """Mean over the defined (non-NaN) values; NaN, without numpy's warning, when there are none."""
+    x = np.asarray(list(values), dtype=float)
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else math.nan
 
 
 def image_scores(
@@ -88,8 +102,8 @@ def summarise(
         "n": len(scores),
         "dice": float(np.mean([s.dice for s in scores])),
         "jaccard": float(np.mean([s.jaccard for s in scores])),
-        "precision": float(np.mean([s.precision for s in scores])),
-        "recall": float(np.mean([s.recall for s in scores])),
+        "precision": nanmean(s.precision for s in scores),
+        "recall": nanmean(s.recall for s in scores),
     }
     pool = pooled(scores)
     out.update(

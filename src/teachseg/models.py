@@ -87,8 +87,9 @@ def build_model(
         encoder: any smp encoder, e.g. ``resnet34``.
         encoder_weights: ``"imagenet"`` (downloaded through smp), ``None``, or a path to a local weights file
             (``.safetensors``, or ``.pth``/``.pt`` read with ``weights_only=True``) holding the encoder's state dict.
-        dropout: channel dropout applied to the decoder output before the segmentation head (Noisy Student);
-            implemented as a hook so the state dict stays identical to smp's.
+        dropout: channel dropout applied to the decoder output before the segmentation head
+            (``model.decoder_dropout``, Noisy Student's ``selftrain.student.dropout``); implemented as a hook so
+            the state dict, and so the saved model folder, stay identical to smp's (inference has no dropout).
     """
     import segmentation_models_pytorch as smp
 
@@ -133,6 +134,11 @@ def build_model(
 
 
 def add_head_dropout(model: nn.Module, p: float) -> None:
+    """Drop whole channels of the segmentation head's input with probability ``p`` while training.
+
+    A forward pre-hook rather than an ``nn.Sequential`` wrapper: wrapping would rename the head's state-dict keys
+    and break loading the folder with smp's ``from_pretrained``.
+    """
     head = getattr(model, "segmentation_head", None)
     if head is None:
         return
@@ -226,6 +232,9 @@ class ModelMeta:
     threshold: float = 0.5
     mpp: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    #: content hashes of what the model saw: ``images``/``masks`` it trained on, ``val_images`` that chose
+    #: its epoch (see ``teachseg.training.identity.training_data_hashes``); empty in older folders
+    trained_on: dict[str, list[str]] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     teachseg_version: str = ""
 

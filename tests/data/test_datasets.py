@@ -35,7 +35,7 @@ def test_training_items_have_the_right_shapes_and_dtypes(synth_data: Path) -> No
     assert item["weight"].shape == (1, 32, 32)
     assert set(torch.unique(item["target"]).tolist()) <= {0.0, 1.0}
     assert torch.equal(item["weight"], torch.ones(1, 32, 32))
-    assert item["pseudo"].item() is False
+    assert item["is_pseudo"].item() is False
     # normalised: not in [0, 1] any more
     assert float(item["image"].min()) < 0
 
@@ -61,19 +61,51 @@ def test_pseudo_records_yield_confidence_weights(tmp_path: Path, synth_data: Pat
     Image.fromarray(prob).save(tmp_path / "p.png")
     rec = Record(id="p", image=image, pseudo=tmp_path / "p.png")
     off = JointTransform(64, AugmentConfig(enabled=False))
-    linear = SegmentationDataset([rec], 64, off, NORM, pseudo_weight=0.5, confidence_mode="linear")[0]
-    assert linear["pseudo"].item() is True
+    linear = SegmentationDataset([rec], 64, off, NORM, confidence_mode="linear")[0]
+    assert linear["is_pseudo"].item() is True
     w = linear["weight"][0]
-    assert torch.allclose(w[:, :16], torch.tensor(0.5))
+    # confidence only: selftrain.pseudo_weight is applied by the loss through is_pseudo
+    assert torch.allclose(w[:, :16], torch.tensor(1.0))
     assert float(w[:, 16:32].max()) < 0.01
-    assert torch.allclose(w[:, 32:48], torch.tensor(0.5 * abs(2 * 191 / 255 - 1)), atol=1e-4)
-    assert torch.allclose(w[:, 48:], torch.tensor(0.5))
+    assert torch.allclose(w[:, 32:48], torch.tensor(abs(2 * 191 / 255 - 1)), atol=1e-4)
+    assert torch.allclose(w[:, 48:], torch.tensor(1.0))
     assert torch.allclose(
         linear["target"][0, :, 32:48], torch.tensor(191 / 255), atol=1e-4
     )  # soft target kept
     thr = SegmentationDataset([rec], 64, off, NORM, confidence_mode="threshold", confidence_threshold=0.7)[0]
     assert set(torch.unique(thr["weight"][0, :, 16:32]).tolist()) == {0.0}
     assert set(torch.unique(thr["weight"][0, :, 32:48]).tolist()) == {1.0}
+
+
+def test_pseudo_weight_multiplies_the_pseudo_labelled_part_of_the_loss(
+    tmp_path: Path, synth_data: Path
+) -> None:
+    # Folded into the pixel weights, pseudo_weight cancelled in the normalised BCE and in Dice: a batch of
+    # pseudo-labelled images gave the same loss for 0.1, 0.5 and 1.0. Now the dataset flags the images and the
+    # loss weighs them.
+    from torch.utils.data import default_collate
+
+    from teachseg.losses import BCEDiceLoss
+
+    images = sorted((synth_data / "images").iterdir())[:4]
+    records = _records(synth_data, 2)
+    for k, image in enumerate(images[2:]):
+        prob = (np.random.default_rng(k).random((64, 64)) * 255).astype(np.uint8)
+        Image.fromarray(prob).save(tmp_path / f"p{k}.png")
+        records.append(Record(id=f"p{k}", image=image, pseudo=tmp_path / f"p{k}.png"))
+    off = JointTransform(32, AugmentConfig(enabled=False))
+    batch = default_collate([SegmentationDataset(records, 32, off, NORM)[i] for i in range(4)])
+    assert batch["is_pseudo"].tolist() == [False, False, True, True]
+    logits = torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def loss(w: float, sel: slice = slice(None)) -> float:
+        args = (logits[sel], batch["target"][sel], batch["weight"][sel], batch["is_pseudo"][sel])
+        return float(BCEDiceLoss(pseudo_weight=w)(*args))
+
+    only_pseudo = slice(2, 4)
+    assert loss(0.1, only_pseudo) == pytest.approx(0.1 * loss(1.0, only_pseudo), rel=1e-6)
+    assert loss(0.5, only_pseudo) == pytest.approx(0.5 * loss(1.0, only_pseudo), rel=1e-6)
+    assert loss(0.0) == pytest.approx(loss(1.0, slice(0, 2)), rel=1e-6)  # labelled images alone
 
 
 def test_target_of_another_size_is_a_data_error(tmp_path: Path, synth_data: Path) -> None:

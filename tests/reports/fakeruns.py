@@ -325,6 +325,7 @@ def make_experiment(
     seeds: tuple[int, ...] = (21, 42),
     n_students: int = 1,
     extra_ids: tuple[str, ...] = (),
+    test: bool = True,
 ) -> Path:
     ids, masks = make_dataset(root, extra_ids=extra_ids)
     path.mkdir(parents=True, exist_ok=True)
@@ -341,8 +342,39 @@ def make_experiment(
                 seed=s,
                 n_students=n_students,
                 accept=s != seeds[-1],
+                test=test,
             )
             runs.append({"arch": a, "student_arch": a, "seed": s, "dir": d, "status": "done"})
+    _write_experiment_meta(path, root, archs, seeds, runs)
+    return path
+
+
+def make_replicated_experiment(
+    path: Path, root: Path, seeds: tuple[int, ...] = (21, 42, 84), n: int = 30, test: bool = True
+) -> Path:
+    """An experiment whose seeds are byte-identical copies of one LinkNet self-training run.
+
+    Statistics over images must not change when the same data is repeated as extra seeds.
+    """
+    import shutil
+
+    ids, masks = make_dataset(root, n=n)
+    path.mkdir(parents=True, exist_ok=True)
+    source = make_selftrain_run(
+        path.parent / f"{path.name}_source", ids=ids, masks=masks, root=root, seed=42, n_students=1, test=test
+    )
+    runs = []
+    for s in seeds:
+        d = f"linknet_seed{s}"
+        shutil.copytree(source, path / d)
+        runs.append({"arch": "linknet", "student_arch": "linknet", "seed": s, "dir": d, "status": "done"})
+    _write_experiment_meta(path, root, ("linknet",), seeds, runs)
+    return path
+
+
+def _write_experiment_meta(
+    path: Path, root: Path, archs: tuple[str, ...], seeds: tuple[int, ...], runs: list[dict[str, Any]]
+) -> None:
     cfg = config_dict(path.name, root)
     (path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     meta = {
@@ -356,4 +388,3 @@ def make_experiment(
         "finished": "2024-05-01T12:00:00",
     }
     (path / "experiment.json").write_text(json.dumps(meta, indent=2))
-    return path

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from teachseg.reports.stats import bootstrap_ci, paired_diffs, paired_test, summarize, wilcoxon_p
+from teachseg.reports.stats import (
+    bootstrap_ci,
+    image_diffs,
+    mean_per_image,
+    paired_diffs,
+    paired_test,
+    summarize,
+    wilcoxon_p,
+)
 
 
 def test_summarize_matches_t_interval():
@@ -60,3 +68,35 @@ def test_paired_diffs_match_ids_and_skip_missing():
     assert sorted(paired_diffs(t, s).round(6).tolist()) == [-0.1, 0.1]
     res = paired_test(paired_diffs(t, s))
     assert res.n == 2 and res.wins == 1 and res.losses == 1
+
+
+def _diffs(seed: int, ids: list[str]) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    teacher = [{"id": i, "dice": float(rng.uniform(0.5, 0.9))} for i in ids]
+    student = [{"id": r["id"], "dice": r["dice"] + float(rng.normal(0.02, 0.05))} for r in teacher]
+    return image_diffs(teacher, student)
+
+
+def test_identical_seeds_give_the_statistics_of_one_seed():
+    ids = [f"img{i:02d}" for i in range(25)]
+    one = _diffs(3, ids)
+    repeated = paired_test(mean_per_image([one, one, one]))
+    assert repeated == paired_test(mean_per_image([one])) == paired_test(one)
+    assert repeated.n == len(ids)
+    # pooling image-seed pairs (what the report used to do) pretends to have three times the images
+    pooled = paired_test([*one.values()] * 3)
+    assert pooled.n == 3 * len(ids) and pooled.ci_high - pooled.ci_low < repeated.ci_high - repeated.ci_low
+
+
+def test_mean_per_image_counts_distinct_images():
+    per_seed = [{"a": 0.1, "b": 0.3}, {"a": 0.3, "c": -0.1}, {"b": float("nan"), "c": 0.1}]
+    means = mean_per_image(per_seed)
+    assert list(means) == ["a", "b", "c"]
+    assert means == pytest.approx({"a": 0.2, "b": 0.3, "c": 0.0})
+    assert paired_test(means).n == 3
+
+
+def test_paired_test_reads_a_mapping_in_id_order():
+    d = _diffs(5, [f"x{i}" for i in range(12)])
+    shuffled = dict(reversed(list(d.items())))
+    assert paired_test(shuffled) == paired_test(d)

@@ -12,6 +12,9 @@ from teachseg.data.datasets import Record
 from teachseg.io import read_json
 from teachseg.models import ModelMeta
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, label_stats, pseudo_records, sha256_file
+from teachseg.training.evaluate import safe_key
+
+SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 class RedChannel(torch.nn.Module):
@@ -61,7 +64,9 @@ def test_finished_labels_are_not_rewritten(tmp_path: Path) -> None:
     recs = _images(tmp_path)
     meta = ModelMeta(arch="linknet", encoder="resnet18", image_size=32)
     out = tmp_path / "p"
-    generate_pseudo_labels(RedChannel(), meta, recs[:2], out, generation=1, teacher="gen0")
+    generate_pseudo_labels(
+        RedChannel(), meta, recs[:2], out, generation=1, teacher="gen0", teacher_sha256=SHA_A, tta=False
+    )
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
 
     class Exploding(RedChannel):
@@ -71,7 +76,9 @@ def test_finished_labels_are_not_rewritten(tmp_path: Path) -> None:
             Exploding.calls += x.shape[0]
             return super().forward(x)
 
-    manifest = generate_pseudo_labels(Exploding(), meta, recs, out, generation=1, teacher="gen0", tta=False)
+    manifest = generate_pseudo_labels(
+        Exploding(), meta, recs, out, generation=1, teacher="gen0", teacher_sha256=SHA_A, tta=False
+    )
     assert Exploding.calls == 1  # only the missing image was predicted
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     assert all(after[k] == v for k, v in before.items())
@@ -84,3 +91,93 @@ def test_label_stats() -> None:
     assert s["confident_share"] == 0.75
     assert s["positive_share"] == 0.75
     assert abs(s["mean_confidence"] - (1 + 1 + 0.5 + 0.95) / 4) < 1e-6
+
+
+class Counting(RedChannel):
+    """Counts the images it predicts; ``sign`` flips its labels so a rewrite is visible in the PNGs."""
+
+    def __init__(self, sign: float = 1.0) -> None:
+        super().__init__()
+        self.sign = sign
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        return self.sign * super().forward(x)
+
+
+def _labels(out: Path) -> dict[str, float]:
+    return {p.name: float(np.asarray(Image.open(p)).mean()) for p in sorted(out.glob("*.png"))}
+
+
+def _gen(model: torch.nn.Module, recs: list[Record], out: Path, sha: str | None, tta: bool) -> dict:
+    meta = ModelMeta(arch="linknet", encoder="resnet18", image_size=32)
+    return generate_pseudo_labels(
+        model, meta, recs, out, generation=1, teacher="gen0", teacher_sha256=sha, tta=tta
+    )
+
+
+def test_labels_are_reused_only_for_the_same_teacher_and_tta(tmp_path: Path) -> None:
+    recs = _images(tmp_path)
+    out = tmp_path / "p"
+    first = _gen(Counting(), recs, out, SHA_A, tta=False)
+    assert first["teacher_sha256"] == SHA_A and first["tta"] is False and first["complete"] is True
+    original = _labels(out)
+
+    same = Counting(sign=-1.0)
+    _gen(same, recs, out, SHA_A, tta=False)
+    assert same.calls == 0 and _labels(out) == original  # same teacher and TTA: reused as is
+
+    other_teacher = Counting(sign=-1.0)
+    manifest = _gen(other_teacher, recs, out, SHA_B, tta=False)
+    assert other_teacher.calls == len(recs)  # another teacher: every label made again
+    assert manifest["teacher_sha256"] == SHA_B
+    flipped = _labels(out)
+    assert all(abs(flipped[k] - (255 - v)) < 2 for k, v in original.items())
+
+    other_tta = Counting()
+    manifest = _gen(other_tta, recs, out, SHA_B, tta=True)
+    assert other_tta.calls > 0 and manifest["tta"] is True  # TTA changed: made again
+    assert set(_labels(out)) == set(original)
+    assert not [p for p in out.parent.iterdir() if ".stale-" in p.name]  # old labels removed
+
+
+def test_labels_without_a_matching_manifest_are_not_trusted(tmp_path: Path) -> None:
+    """PNGs left by a run whose manifest names no teacher (or an older teachseg) are made again."""
+    recs = _images(tmp_path)
+    out = tmp_path / "p"
+    out.mkdir()
+    for rec in recs:  # stale all-white labels from an unknown teacher, no manifest
+        Image.fromarray(np.full((40, 52), 255, np.uint8)).save(out / f"{safe_key(rec.id)}.png")
+    model = Counting()
+    manifest = _gen(model, recs, out, SHA_A, tta=False)
+    assert model.calls == len(recs)
+    assert {i["file"] for i in manifest["images"]} == set(_labels(out))
+    assert all(v < 250 for v in _labels(out).values())
+
+
+def test_interrupted_labels_of_the_same_teacher_are_kept(tmp_path: Path) -> None:
+    """The manifest header is written before any label: an interrupted run's labels are reused."""
+    import json
+
+    recs = _images(tmp_path)
+    out = tmp_path / "p"
+    _gen(Counting(), recs, out, SHA_A, tta=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "complete": False, "images": []}))
+    model = Counting()
+    _gen(model, recs, out, SHA_A, tta=False)
+    assert model.calls == 0
+
+
+def test_a_changed_source_image_gets_a_new_label(tmp_path: Path) -> None:
+    recs = _images(tmp_path)
+    out = tmp_path / "p"
+    _gen(Counting(), recs, out, SHA_A, tta=False)
+    arr = np.zeros((40, 52, 3), np.uint8)  # u0 is now all background
+    Image.fromarray(arr).save(recs[0].image)
+    model = Counting()
+    manifest = _gen(model, recs, out, SHA_A, tta=False)
+    assert model.calls == 1
+    assert manifest["images"][0]["sha256"] == sha256_file(recs[0].image)
+    assert manifest["images"][0]["positive_share"] < 0.05

@@ -72,7 +72,7 @@ def test_summary_and_best_epoch(tiny_run: Path) -> None:
     assert summary["train_loss"] == pytest.approx(float(rows[best]["train_loss"]), abs=1e-6)
     # the native-resolution evaluation of the saved model agrees with the epoch's validation Dice
     assert summary["val"]["n"] == len(read_json(tiny_run / "split.json")["val"])
-    assert summary["val"]["dice"] == pytest.approx(summary["val_dice"], abs=1e-3)
+    assert summary["val"]["dice"] == pytest.approx(summary["val_dice"], abs=1e-6)  # one scoring path
 
 
 def test_model_folder_loads_with_smp_and_holds_the_best_checkpoint(tiny_run: Path) -> None:

@@ -57,6 +57,31 @@ def test_training_step_returns_a_differentiable_loss() -> None:
     assert float(module.train_loss_mean.compute()) == pytest.approx(float(loss.detach()))
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_training_step_passes_the_pseudo_flags_to_the_loss() -> None:
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "image": torch.randn(4, 3, 16, 16, generator=g),
+        "target": torch.rand(4, 1, 16, 16, generator=g),
+        "weight": torch.rand(4, 1, 16, 16, generator=g),
+        "is_pseudo": torch.tensor([False, True, False, True]),
+    }
+    real = {k: v[~batch["is_pseudo"]] for k, v in batch.items()}
+
+    def step(pseudo_weight: float, b: dict[str, torch.Tensor]) -> tuple[float, torch.Tensor]:
+        module = SegmentationModule(_SignOfFirstChannel(), BCEDiceLoss(pseudo_weight=pseudo_weight))
+        loss = module.training_step(b, 0)
+        loss.backward()
+        assert module.model.scale.grad is not None
+        return float(loss.detach()), module.model.scale.grad
+
+    # pseudo_weight=0: exactly the labelled images alone; it weighs the pseudo-labelled term linearly
+    assert step(0.0, batch) == step(1.0, real)
+    (l0, g0), (l_half, g_half), (l1, g1) = step(0.0, batch), step(0.5, batch), step(1.0, batch)
+    assert l_half - l0 == pytest.approx(0.5 * (l1 - l0), rel=1e-5)
+    assert float(g_half - g0) == pytest.approx(0.5 * float(g1 - g0), rel=1e-4)
+
+
 def test_channels_last_model_and_input() -> None:
     from teachseg.models import build_model
 

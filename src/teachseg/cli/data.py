@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,9 +27,26 @@ MatVariableOpt = Annotated[
 LayoutOpt = Annotated[
     str, typer.Option("--layout", help="Folder layout: auto, pairs, busi or unlabelled.", show_default=True)
 ]
-JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON to this file.")]
+JsonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--json", help="Write the report as JSON to this file; '-' prints only the JSON, for scripts."
+    ),
+]
 QuickOpt = Annotated[
     bool, typer.Option("--quick", help="Read image headers only (faster; misses truncated image files).")
+]
+ImagesOpt = Annotated[
+    Path | None,
+    typer.Option("--images", help="Folder of the images (any name); with --masks. Like data.images_dir."),
+]
+MasksOpt = Annotated[
+    Path | None,
+    typer.Option("--masks", help="Folder of the masks, matched to images by name. Like data.masks_dir."),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option("--strict", help="Exit with 1 when any risk is found (for CI), not only on problems."),
 ]
 
 
@@ -39,22 +57,37 @@ def check(
     layout: LayoutOpt = "auto",
     json_path: JsonOpt = None,
     quick: QuickOpt = False,
+    images: ImagesOpt = None,
+    masks: MasksOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
-    """Find a dataset's images and masks, read them all, and report sizes, coverage and problems.
+    """Report a dataset's health before training: what was found, its problems and its risks.
 
-    Exits with 1 when problems were found, 0 otherwise.
+    Layout and why, pairs, unlabelled images, groups, duplicates, mask look-alikes, classes, sizes, coverage.
+
+    Exits with 1 when problems were found (with --strict: when any risk was found), 0 otherwise.
     """
     from teachseg.data.discover import check_dataset, discover
 
-    found = discover(directory, layout=layout)
+    json_only = json_path == "-"
+    found = discover(directory, layout=layout, images_dir=images, masks_dir=masks)
     summary = check_dataset(found, mat_variable=mat_variable, decode_images=not quick)
-    _print_summary(summary)
-    if json_path is not None:
+    quiet = out.quiet
+    out.quiet = quiet or json_only  # '--json -': stdout holds the JSON alone
+    try:
+        _print_summary(summary)
+        _print_groups_and_duplicates(found, summary, mat_variable)
+        _print_problems_and_risks(summary)
+    finally:
+        out.quiet = quiet
+    if json_only:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    elif json_path is not None:
         from teachseg.io import write_json
 
-        write_json(json_path, summary)
+        write_json(Path(json_path), summary)
         out.print(f"summary written to {json_path}", highlight=False)
-    if summary["problems"]:
+    if summary["problems"] or (strict and summary["risks"]):
         raise typer.Exit(code=1)
 
 
@@ -64,13 +97,29 @@ def _print_summary(s: dict[str, Any]) -> None:
     table = Table(title=f"dataset {s['root']}", show_header=False, title_justify="left")
     table.add_column("item", style="bold")
     table.add_column("value")
-    table.add_row("layout", s["layout"])
+    table.add_row("layout", f"{s['layout']} ({s['layout_reason']})" if s["layout_reason"] else s["layout"])
+    if s["images_dir"] is not None:
+        table.add_row("folders", f"images {s['images_dir']}, masks {s['masks_dir']}")
     table.add_row("image/mask pairs", str(s["pairs"]))
     table.add_row("unlabelled images", str(s["unlabelled"]))
     if s["extra_masks"]:
         table.add_row("images with extra masks", f"{s['extra_masks']} (OR-merged)")
+    if s["masks_skipped"]:
+        table.add_row("masks in unlabelled folders", f"{s['masks_skipped']} (skipped: masks are not images)")
+    like = s["mask_like"]
+    if like["count"]:
+        from rich.markup import escape
+
+        where = escape(", ".join(f"{folder} ({n})" for folder, n in like["folders"].items()))
+        table.add_row(
+            "files that look like masks",
+            f"[yellow]{like['count']} files look like masks; set data.masks_dir[/] (not used: {where})",
+        )
     if s["classes"]:
-        table.add_row("classes", ", ".join(f"{c} {n}" for c, n in s["classes"].items()))
+        total = sum(s["classes"].values())
+        table.add_row(
+            "classes", ", ".join(f"{c} {n} ({100 * n / total:.0f}%)" for c, n in s["classes"].items())
+        )
     h, w = s["image_size"]["height"], s["image_size"]["width"]
     if h and w:
         table.add_row(
@@ -85,8 +134,52 @@ def _print_summary(s: dict[str, Any]) -> None:
         )
     table.add_row("problems", str(len(s["problems"])))
     out.print(table)
+
+
+def _print_groups_and_duplicates(found: Any, summary: dict[str, Any], mat_variable: str | None) -> None:
+    """Add ``groups`` and ``duplicates`` (exact sets, near pairs) to ``summary``, their risks to its
+    ``risks``, and print them (issue 8). Hashes are cached, so a second check of a large folder is fast."""
+    from teachseg.data.duplicates import duplicates_summary
+
+    dups = duplicates_summary(found, mat_variable=mat_variable)
+    risks = dups.pop("risks")
+    summary["groups"] = dups["groups"]
+    summary["duplicates"] = dups
+    summary.setdefault("risks", []).extend(risks)
+
+    def describe(e: dict[str, Any]) -> str:
+        names = " = ".join(f"{i} ({c})" if c else i for i, c in zip(e["ids"], e["classes"], strict=True))
+        if e["masks_agree"] is None:
+            masks = "fewer than two masks"
+        else:
+            masks = "masks agree" if e["masks_agree"] else f"masks differ (Dice {e['mask_dice']:.2f})"
+        return f"{names}: {masks}"
+
+    by = f" (by {', '.join(dups['grouped_by'])})" if dups["grouped_by"] else " (one per image)"
+    slides = f", {dups['slides']} slides from tile manifests" if dups["slides"] else ""
+    say = lambda text: out.print(text, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    say(f"groups: {dups['groups']} of labelled images{by}{slides}")
+    say(
+        f"exact duplicates: {len(dups['exact'])} set(s); near duplicates: {len(dups['near'])} pair(s) "
+        f"(perceptual hash within {dups['threshold']} of 64 bits); "
+        f"{dups['hashed']} images hashed, {dups['decoded']} decoded (the others from the cache)"
+    )
+    for e in dups["exact"]:
+        say(f"  exact: {describe(e)}")
+    shown = 10
+    for e in dups["near"][:shown]:
+        say(f"  near ({e['distance']} bits): {describe(e)}")
+    if len(dups["near"]) > shown:
+        say(f"  ... and {len(dups['near']) - shown} more near pairs (--json lists them all)")
+
+
+def _print_problems_and_risks(s: dict[str, Any]) -> None:
     for line in s["problems"]:
         out.print(f"problem: {line}", highlight=False, markup=False, soft_wrap=True)
+    for line in s["risks"]:
+        out.print(f"risk: {line}", highlight=False, markup=False, soft_wrap=True)
+    if not s["risks"]:
+        out.print("no risk found", highlight=False)
 
 
 @data_app.command("synth")

@@ -9,6 +9,13 @@ import typer
 
 from teachseg.cli._app import ConfigArg, OverwriteOpt, ResumeOpt, SetOpt, app, console, out
 
+ExpOverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Retrain earlier runs whose config differs from this one (their outputs are deleted).",
+    ),
+]
 SkipBadOpt = Annotated[
     bool,
     typer.Option("--skip-bad", help="Leave out unreadable unlabelled images (recorded in lineage.json)."),
@@ -28,7 +35,8 @@ def selftrain(
     from teachseg.models import check_names
     from teachseg.selftrain.loop import run_selftrain
     from teachseg.training.fit import is_child_rank
-    from teachseg.training.prepare import prepare_run_dir, write_config
+    from teachseg.training.identity import check_same_config, record_config
+    from teachseg.training.prepare import prepare_run_dir
 
     cfg = load_config(config, set_)
     if skip_bad:
@@ -41,7 +49,9 @@ def selftrain(
     child = is_child_rank()
     if not child:
         prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        write_config(run_dir, cfg)
+        if resume:  # a folder made with another config would mix two configs in one report
+            check_same_config(run_dir, cfg)
+        record_config(run_dir, cfg)
     summary = run_selftrain(cfg, run_dir, resume=resume or child, console=None if child else console)
     if summary:
         print_selftrain(summary, run_dir)
@@ -91,15 +101,19 @@ def _short(g: dict[str, Any]) -> str:
 
 
 @app.command()
-def experiment(config: ConfigArg, set_: SetOpt = None) -> None:
-    """Run architectures x seeds (each a self-training run; finished runs are reused), then build the report."""
+def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOpt = False) -> None:
+    """Run architectures x seeds (each a self-training run; finished runs are reused), then build the report.
+
+    A finished or interrupted run is reused only if its config matches in every key that affects results;
+    otherwise the command stops and lists the changed keys (--overwrite retrains those runs).
+    """
     from teachseg.config import load_config
     from teachseg.selftrain.experiment import plan, run_experiment
 
     cfg = load_config(config, set_)
     runs = plan(cfg)  # fails on unknown names before anything trains
     console.print(f"[bold]experiment[/] {cfg.name}: {len(runs)} runs -> {cfg.run_dir}", highlight=False)
-    state = run_experiment(cfg, console=console)
+    state = run_experiment(cfg, overwrite=overwrite, console=console)
     report = _build_report(cfg.run_dir)
     failed = [r["dir"] for r in state["runs"] if r["status"] != "done"]
     if report:
@@ -126,6 +140,7 @@ def demo(
     labelled: Annotated[int, typer.Option(help="Synthetic tiles with masks.")] = 24,
     unlabelled: Annotated[int, typer.Option(help="Synthetic tiles without masks.")] = 48,
     seed: Annotated[int, typer.Option(help="Seed of the data and the runs.")] = 42,
+    overwrite: ExpOverwriteOpt = False,
 ) -> None:
     """The whole cycle on built-in synthetic H&E tiles: Teachers, pseudo-labels, Students, report."""
     from teachseg.config import build_config
@@ -162,7 +177,7 @@ def demo(
         "teacher -> pseudo-labels -> student, on synthetic tiles",
         highlight=False,
     )
-    state = run_experiment(cfg, console=console)
+    state = run_experiment(cfg, overwrite=overwrite, console=console)
     for run in state["runs"]:
         rdir = cfg.run_dir / run["dir"]
         if run["status"] == "done":

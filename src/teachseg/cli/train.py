@@ -27,7 +27,8 @@ def train(
     """Train a model (the Teacher) on a labelled folder; keeps the epoch with the best validation Dice."""
     from teachseg.config import load_config
     from teachseg.training.fit import is_child_rank, train_model
-    from teachseg.training.prepare import prepare_data, prepare_run_dir, write_config
+    from teachseg.training.identity import check_same_config, record_config
+    from teachseg.training.prepare import prepare_data, prepare_run_dir
 
     cfg = load_config(config, set_)
     from teachseg.models import check_names
@@ -37,7 +38,9 @@ def train(
     child = is_child_rank()
     if not child:
         prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        write_config(run_dir, cfg)
+        if resume:  # a folder made with another config would mix two configs in one report
+            check_same_config(run_dir, cfg)
+        record_config(run_dir, cfg)
     data = prepare_data(cfg, run_dir, resume=resume or child)
     s = data.split
     if not child:
@@ -119,7 +122,8 @@ def evaluate(
     )
     out.print(
         f"{stats['n']} images: Dice {stats['dice']:.4f}, Jaccard {stats['jaccard']:.4f}, "
-        f"pooled Dice {stats['pooled_dice']:.4f}, precision {stats['precision']:.4f}, recall {stats['recall']:.4f}",
+        f"pooled Dice {stats['pooled_dice']:.4f}, precision {_fmt(stats['precision'])}, "
+        f"recall {_fmt(stats['recall'])}",
         highlight=False,
     )
     out.print(
@@ -166,3 +170,10 @@ def models(
         out.print(
             f"{len(names)} encoders (plus timm's as tu-<name>); list them with --encoders.", highlight=False
         )
+
+
+def _fmt(value: object) -> str:
+    """A mean that may be undefined (no image where it is defined) as 4 decimals or "n/a"."""
+    if not isinstance(value, int | float) or value != value:
+        return "n/a"
+    return f"{value:.4f}"

@@ -74,8 +74,9 @@ class SegmentationDataset(Dataset):
         transform: joint augmentation.
         normalise: mean/std normalisation (the model's preprocessing).
         seed: base seed of the augmentation.
-        pseudo_weight: loss weight of pseudo-labelled images.
-        confidence_mode, confidence_threshold: per-pixel confidence weighting of pseudo-labels.
+        confidence_mode, confidence_threshold: per-pixel confidence weighting of pseudo-labels. The weight of
+            the pseudo-labelled images as a whole (``selftrain.pseudo_weight``) is the loss's, applied through
+            each item's ``is_pseudo`` flag, not folded in here: normalised loss terms would cancel it.
         mat_variable: variable of ``.mat`` masks (automatic when None).
         cache: keep decoded images in RAM.
     """
@@ -87,7 +88,6 @@ class SegmentationDataset(Dataset):
         transform: JointTransform,
         normalise: Normalise,
         seed: int = 0,
-        pseudo_weight: float = 1.0,
         confidence_mode: str = "linear",
         confidence_threshold: float = 0.6,
         mat_variable: str | None = None,
@@ -98,7 +98,6 @@ class SegmentationDataset(Dataset):
         self.transform = transform
         self.normalise = normalise
         self.seed = seed
-        self.pseudo_weight = pseudo_weight
         self.confidence_mode = confidence_mode
         self.confidence_threshold = confidence_threshold
         self.mat_variable = mat_variable
@@ -143,10 +142,7 @@ class SegmentationDataset(Dataset):
         image = to_float_image(image_np)
         target = torch.from_numpy(np.array(target_np, dtype=np.float32))[None]
         if rec.is_pseudo:
-            weight = (
-                confidence_weight(target, self.confidence_mode, self.confidence_threshold)
-                * self.pseudo_weight
-            )
+            weight = confidence_weight(target, self.confidence_mode, self.confidence_threshold)
         else:
             weight = torch.ones_like(target)
         rng = np.random.default_rng([self.seed, epoch, i])
@@ -155,7 +151,7 @@ class SegmentationDataset(Dataset):
             "image": self.normalise(image),
             "target": target,
             "weight": weight,
-            "pseudo": torch.tensor(rec.is_pseudo),
+            "is_pseudo": torch.tensor(rec.is_pseudo),
         }
 
 

@@ -3,7 +3,14 @@
 Rules:
 
 * only labelled images go to train/val/test; unlabelled images only ever feed pseudo-labels;
-* groups (``group_regex`` on the file name: a patient or a slide) never straddle splits;
+* groups never straddle splits. A sample's group is, in order of precedence: the ``group_regex`` match on
+  its file name (a patient or a slide), the slide its tile came from (read from the ``*_tiles.json``
+  manifests that ``teachseg tile`` writes, see :func:`tile_slides`), or the sample alone; images with the
+  same content (``same_content``, from :mod:`teachseg.data.duplicates`) then join one group
+  (``duplicates="group"``), or all but one of them are left out (``"drop"``);
+* groups also bind the unlabelled pool: an unlabelled image whose group has a validation or test image (a
+  tile of a validation slide, a copy of a test image) is never pseudo-labelled; it is listed in
+  ``unlabelled_excluded``;
 * val and test are drawn per class in proportion to its size (largest-remainder rounding); every class
   with at least two images gets a val image when ``val_fraction > 0``, and train always keeps at least
   one group of each class that has two or more;
@@ -11,15 +18,21 @@ Rules:
   one), stratified by class; the others become unlabelled and are listed in ``label_dropped``.
 
 The random draws for val/test come first and only depend on the labelled samples, so the same seed gives
-the same val/test set whatever ``label_fraction`` is or how many unlabelled images are added, and the
-images kept at a smaller ``label_fraction`` are a subset of those kept at a larger one.
+the same val/test set whatever ``label_fraction`` is or how many unlabelled images are added.
+
+Label dropping ranks the training images once per seed (a seeded shuffle within each class, then the classes
+interleaved in proportion to their sizes) and keeps the first ``round(label_fraction * n_train)``. So the
+images kept at a smaller ``label_fraction`` are always a subset of those kept at a larger one, for any class
+sizes, and every class keeps within one image of its proportional share at every fraction. (Per-fraction
+largest-remainder quotas would not nest: with classes of 1, 3 and 3 images they give the single image of the
+first class a mask when 3 are kept and take it back when 4 are, the "Alabama paradox" of apportionment.)
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +40,13 @@ from typing import Any
 import numpy as np
 
 from teachseg.data.discover import Sample
+from teachseg.data.duplicates import connected
 from teachseg.errors import ConfigError, DataError
 
 SPLIT_FORMAT = 1
+DUPLICATE_MODES = ("group", "drop", "off")
+TILE_MANIFEST_SUFFIX = "_tiles.json"
+_TILE_FOLDERS = ("images", "masks", "unlabelled")
 
 
 @dataclass
@@ -47,9 +64,18 @@ class Split:
     label_fraction: float
     group_regex: str | None
     classes: dict[str, str | None] = field(default_factory=dict)
+    groups: int = 0
+    grouped_by: list[str] = field(default_factory=list)
+    duplicates: str = "off"
+    duplicates_dropped: list[str] = field(default_factory=list)
+    unlabelled_excluded: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": SPLIT_FORMAT, **asdict(self)}
+        return {
+            "format": SPLIT_FORMAT,
+            **asdict(self),
+            "unlabelled_excluded_count": len(self.unlabelled_excluded),
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Split:
@@ -68,6 +94,11 @@ class Split:
             label_fraction=float(data["label_fraction"]),
             group_regex=data.get("group_regex"),
             classes=dict(data.get("classes", {})),
+            groups=int(data.get("groups", 0)),
+            grouped_by=[str(x) for x in data.get("grouped_by", [])],
+            duplicates=str(data.get("duplicates", "off")),
+            duplicates_dropped=[str(x) for x in data.get("duplicates_dropped", [])],
+            unlabelled_excluded=[str(x) for x in data.get("unlabelled_excluded", [])],
         )
 
     def save(self, path: Path) -> None:
@@ -115,27 +146,68 @@ def make_split(
     test_fraction: float = 0.0,
     label_fraction: float = 1.0,
     group_regex: str | None = None,
+    slides: Mapping[str, str] | None = None,
+    same_content: Sequence[Sequence[str]] = (),
+    duplicates: str = "group",
 ) -> Split:
     """Split ``samples`` into train/val/test/unlabelled (see the module docstring for the rules).
+
+    Args:
+        samples: every sample of the dataset, labelled and unlabelled.
+        seed: seed of every random draw.
+        val_fraction: share of the labelled images for validation.
+        test_fraction: share of the labelled images for the test set.
+        label_fraction: share of the training images that keep their masks.
+        group_regex: regex on the file name whose first group (or whole match) is the group; overrides
+            ``slides`` for the samples it matches.
+        slides: sample id -> source slide (:func:`tile_slides`); tiles of one slide form one group.
+        same_content: sets of ids with the same pixels or the same picture
+            (:meth:`teachseg.data.duplicates.Duplicates.clusters`).
+        duplicates: ``"group"`` (each set joins one group), ``"drop"`` (keep one image of each set: the
+            first labelled one by id, else the first; the others are left out and listed in
+            ``duplicates_dropped``) or ``"off"`` (``same_content`` ignored).
 
     Example:
         >>> split = make_split(discover(root).samples, seed=0, val_fraction=0.1, label_fraction=0.25)
         >>> len(split.train), len(split.label_dropped)
 
     Raises:
-        ConfigError: a fraction out of range or an invalid ``group_regex``.
+        ConfigError: a fraction out of range, an invalid ``group_regex`` or an unknown ``duplicates``.
     """
     _check_fractions(val_fraction, test_fraction, label_fraction)
     pattern = _compile(group_regex)
+    if duplicates not in DUPLICATE_MODES:
+        raise ConfigError(
+            f"data.duplicates = {duplicates!r} is not a known mode",
+            fix=f"use one of: {', '.join(DUPLICATE_MODES)}",
+        )
     ordered = sorted(samples, key=lambda s: s.id)
+    content = [list(c) for c in same_content] if duplicates != "off" else []
+    dropped_dups = _duplicates_to_drop(ordered, content) if duplicates == "drop" else set()
+    ordered = [s for s in ordered if s.id not in dropped_dups]
+    keys = build_groups(
+        ordered, pattern, slides or {}, content if duplicates == "group" else (), dropped=dropped_dups
+    )
     labelled = [s for s in ordered if s.labelled]
-    unlabelled = [s.id for s in ordered if not s.labelled]
     rng = np.random.default_rng(seed)
 
-    groups = _groups(labelled, pattern)
+    groups = _groups(labelled, keys)
     train_groups, val, test = _assign_groups(groups, val_fraction, test_fraction, rng)
     train_samples = [s for g in train_groups for s in g.samples]
     kept, dropped = _drop_labels(train_samples, label_fraction, rng)
+
+    held_out = {keys[i] for i in (*val, *test)}
+    excluded = [s.id for s in ordered if not s.labelled and keys[s.id] in held_out]
+    unlabelled = [s.id for s in ordered if not s.labelled and keys[s.id] not in held_out]
+
+    base = [group_key(s, pattern) for s in ordered]
+    grouped_by = []
+    if any(k.startswith("group:") for k in base):
+        grouped_by.append("group_regex")
+    if any(k.startswith("id:") and s.id in (slides or {}) for s, k in zip(ordered, base, strict=True)):
+        grouped_by.append("tile manifests")
+    if duplicates == "group" and content:
+        grouped_by.append("duplicates")
 
     return Split(
         train=sorted(kept),
@@ -149,6 +221,11 @@ def make_split(
         label_fraction=float(label_fraction),
         group_regex=group_regex,
         classes={s.id: s.cls for s in ordered},
+        groups=len(groups),
+        grouped_by=grouped_by,
+        duplicates=duplicates,
+        duplicates_dropped=sorted(dropped_dups),
+        unlabelled_excluded=sorted(excluded),
     )
 
 
@@ -213,11 +290,92 @@ def group_key(sample: Sample, pattern: re.Pattern[str] | None) -> str:
     return "id:" + sample.id
 
 
-def _groups(labelled: Sequence[Sample], pattern: re.Pattern[str] | None) -> list[_Group]:
+def build_groups(
+    samples: Sequence[Sample],
+    pattern: re.Pattern[str] | None,
+    slides: Mapping[str, str],
+    same_content: Sequence[Sequence[str]] = (),
+    *,
+    dropped: Collection[str] = (),
+) -> dict[str, str]:
+    """Sample id -> group key: ``group_regex`` match, else source slide, else the id; then every set of
+    ``same_content`` ids merges the groups of its members (the merged group keeps the smallest key)."""
+    keys: dict[str, str] = {}
+    for s in samples:
+        key = group_key(s, pattern)
+        if key.startswith("id:") and s.id in slides:
+            key = "slide:" + slides[s.id]
+        keys[s.id] = key
+    links = [[keys[i] for i in ids if i in keys and i not in dropped] for ids in same_content]
+    # a merged group is named after its patient or slide when it has one
+    rank = {"group:": 0, "slide:": 1}
+    merged = {
+        k: min(comp, key=lambda x: (rank.get(x[: x.index(":") + 1], 2), x))
+        for comp in connected(links)
+        for k in comp
+    }
+    return {i: merged.get(k, k) for i, k in keys.items()}
+
+
+def _groups(labelled: Sequence[Sample], keys: Mapping[str, str]) -> list[_Group]:
     by_key: dict[str, list[Sample]] = defaultdict(list)
     for s in labelled:
-        by_key[group_key(s, pattern)].append(s)
+        by_key[keys[s.id]].append(s)
     return [_Group(k, v) for k, v in sorted(by_key.items())]
+
+
+def _duplicates_to_drop(samples: Sequence[Sample], same_content: Sequence[Sequence[str]]) -> set[str]:
+    """All but one id of each set: the first labelled one by id is kept, else the first."""
+    labelled = {s.id for s in samples if s.labelled}
+    present = {s.id for s in samples}
+    drop: set[str] = set()
+    for ids in same_content:
+        members = sorted(i for i in ids if i in present)
+        if len(members) < 2:
+            continue
+        keep = next((i for i in members if i in labelled), members[0])
+        drop.update(i for i in members if i != keep)
+    return drop
+
+
+def tile_slides(samples: Sequence[Sample]) -> dict[str, str]:
+    """Sample id -> source slide, for the tiles listed in ``teachseg tile`` manifests.
+
+    ``teachseg tile`` writes ``OUT/images/NAME.png`` (+ ``OUT/masks/``) or ``OUT/unlabelled/NAME.png`` and a
+    manifest ``OUT/SLIDE_tiles.json`` whose ``tiles`` list each ``name``. A sample whose image lies in such
+    an ``OUT`` (or directly beside a manifest) and is listed there belongs to ``SLIDE``. Unreadable
+    manifests are ignored (no grouping is better than a crash; ``data check`` reads them again).
+    """
+    from teachseg.io import read_json
+
+    tiles_of: dict[Path, dict[str, str]] = {}
+
+    def manifests(folder: Path) -> dict[str, str]:
+        if folder not in tiles_of:
+            found: dict[str, str] = {}
+            for manifest in sorted(folder.glob("*" + TILE_MANIFEST_SUFFIX)):
+                slide = manifest.name[: -len(TILE_MANIFEST_SUFFIX)]
+                try:
+                    records = read_json(manifest).get("tiles", [])
+                    names = [str(r["name"]) for r in records]
+                except (OSError, ValueError, AttributeError, KeyError, TypeError):
+                    continue
+                found.update(dict.fromkeys(names, slide))
+            tiles_of[folder] = found
+        return tiles_of[folder]
+
+    out: dict[str, str] = {}
+    for s in samples:
+        folder = s.image.parent
+        stem = s.image.stem
+        candidates = [folder.parent] if folder.name in _TILE_FOLDERS else []
+        candidates.append(folder)
+        for c in candidates:
+            slide = manifests(c.resolve()).get(stem)
+            if slide is not None:
+                out[s.id] = slide
+                break
+    return out
 
 
 def _assign_groups(
@@ -299,19 +457,49 @@ def _quotas(sizes: dict[str | None, int], total: int) -> dict[str | None, int]:
 def _drop_labels(
     train: Sequence[Sample], label_fraction: float, rng: np.random.Generator
 ) -> tuple[list[str], list[str]]:
-    """Keep the masks of a stratified ``label_fraction`` of ``train``; return (kept ids, dropped ids)."""
+    """Keep the masks of a stratified ``label_fraction`` of ``train``; return (kept ids, dropped ids).
+
+    The kept images are a prefix of one seeded ranking that does not depend on ``label_fraction``, so a
+    smaller fraction keeps a subset of what a larger one keeps.
+    """
     if label_fraction >= 1.0 or not train:
         return [s.id for s in train], []
     by_class: dict[str | None, list[Sample]] = defaultdict(list)
     for s in sorted(train, key=lambda s: s.id):
         by_class[s.cls].append(s)
     classes = sorted(by_class, key=lambda c: "" if c is None else "\x00" + c)
+    shuffled = [[by_class[c][i] for i in rng.permutation(len(by_class[c]))] for c in classes]
+    ranked = [shuffled[k][taken] for k, taken in _interleave([len(x) for x in shuffled])]
     keep_total = max(1, int(round(label_fraction * len(train))))
-    quotas = _quotas({c: len(by_class[c]) for c in classes}, keep_total)
-    kept: list[str] = []
-    dropped: list[str] = []
-    for c in classes:
-        order = [by_class[c][i] for i in rng.permutation(len(by_class[c]))]
-        kept.extend(s.id for s in order[: quotas[c]])
-        dropped.extend(s.id for s in order[quotas[c] :])
-    return kept, dropped
+    return [s.id for s in ranked[:keep_total]], [s.id for s in ranked[keep_total:]]
+
+
+def _interleave(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """An order of ``sum(sizes)`` draws from classes of these sizes, as (class, draws so far) pairs, such
+    that every prefix holds each class within one draw of its proportional share.
+
+    Tijdeman's earliest-deadline rule for the chairman assignment problem (Tijdeman 1980): class ``k``,
+    with share ``p_k``, may take draw ``t`` once ``x_k + 1 <= t * p_k + d`` and the eligible class whose
+    next draw is due first (smallest ``(x_k + d) / p_k``) takes it, with ``d = 1 - 1 / (2K - 2)``; then
+    ``|x_k - t * p_k| <= d < 1`` after every draw ``t``. Exact integer arithmetic (everything times
+    ``n * (2K - 2)``); ties go to the first class.
+    """
+    n, k = sum(sizes), len(sizes)
+    if k == 1:
+        return [(0, i) for i in range(n)]
+    den = 2 * k - 2  # d = (den - 1) / den
+    taken = [0] * k
+    order: list[tuple[int, int]] = []
+    for t in range(1, n + 1):
+        open_ = [c for c in range(k) if taken[c] < sizes[c]]
+        eligible = [c for c in open_ if (taken[c] + 1) * n * den <= t * sizes[c] * den + n * (den - 1)]
+        # Tijdeman's theorem says some class is always eligible; the fallback only guards against a slip.
+        pool = eligible or open_
+        # deadline (x + d) / p = n * (x * den + den - 1) / (den * size): compare by cross-multiplication
+        best = pool[0]
+        for c in pool[1:]:
+            if (taken[c] * den + den - 1) * sizes[best] < (taken[best] * den + den - 1) * sizes[c]:
+                best = c
+        order.append((best, taken[best]))
+        taken[best] += 1
+    return order

@@ -1,4 +1,8 @@
-"""ONNX export with dynamic batch, height and width, checked against PyTorch through onnxruntime."""
+"""ONNX export with dynamic batch, height and width, checked against PyTorch through onnxruntime.
+
+Precision: the exported graph is always fp32 (:data:`EXPORT_PRECISION`); onnxruntime runs it as such, so a
+:class:`~teachseg.inference.predictor.Predictor` on the ONNX backend reports that policy.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ from typing import Any
 import numpy as np
 
 from teachseg.io import atomic_path
+from teachseg.precision import Precision
+
+#: The precision policy of every exported graph (and of the ONNX backend that runs it).
+EXPORT_PRECISION = Precision.FP32
 
 
 def export_onnx(model: Any, path: str | Path, in_channels: int = 3, opset: int = 17, size: int = 256) -> Path:

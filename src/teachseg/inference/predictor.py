@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from teachseg.errors import ModelError
+from teachseg.precision import Precision, autocast_dtype, resolve
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnx")
 
 
@@ -25,24 +25,6 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto``: fp16 on GPU, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32."""
-    import torch
-
-    if precision not in PRECISIONS:
-        raise ModelError(f"unknown precision '{precision}'", fix=f"use one of: {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    cpu = getattr(torch, "cpu", None)
-    native = any(
-        getattr(cpu, name, lambda: False)()
-        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    )
-    return "bf16" if native else "fp32"
-
-
 class Predictor:
     """Turns batches of uint8 RGB tiles into float32 probabilities.
 
@@ -51,9 +33,14 @@ class Predictor:
             with ``onnx_path`` for the onnxruntime backend.
         mean, std: per-channel normalisation applied as ``(rgb / 255 - mean) / std``.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (autocast; torch backend only).
+        precision: a :class:`~teachseg.precision.Precision` or its name (``auto``, ``fp32``, ``bf16``,
+            ``fp16``), resolved for ``device`` by :func:`teachseg.precision.resolve`; autocast, torch backend
+            only (the ONNX backend runs the exported fp32 graph).
         tta: also predict horizontally and vertically flipped tiles and average the probabilities.
         onnx_path: an ONNX file (``teachseg export``) run through onnxruntime instead of torch.
+        threads: onnxruntime intra-op threads.
+        channels_last: run the torch model in NHWC memory format (faster; False reproduces a Trainer run
+            with ``train.channels_last: false`` to the last bit).
 
     Example:
         >>> p = Predictor(model, meta.mean, meta.std)             # doctest: +SKIP
@@ -66,18 +53,22 @@ class Predictor:
         mean: Sequence[float],
         std: Sequence[float],
         device: str = "auto",
-        precision: str = "auto",
+        precision: str | Precision = Precision.AUTO,
         tta: bool = False,
         onnx_path: str | Path | None = None,
         threads: int | None = None,
+        channels_last: bool = True,
     ):
         self.mean = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
         self.std = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
         self.tta = tta
+        self.channels_last = channels_last
         self.backend = "onnx" if onnx_path is not None else "torch"
         self._session: Any = None
         if self.backend == "onnx":
-            self.device, self.precision = "cpu", "fp32"
+            from teachseg.inference.export import EXPORT_PRECISION
+
+            self.device, self.precision = "cpu", EXPORT_PRECISION
             self._session = _onnx_session(Path(onnx_path), threads)  # type: ignore[arg-type]
             self._input_name = self._session.get_inputs()[0].name
             return
@@ -86,17 +77,17 @@ class Predictor:
         if model is None:
             raise ModelError("no model given for the torch backend")
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = resolve(precision, self.device)
         self.model = model.eval().to(self.device)
-        if self.device == "cpu" or self.device.startswith("cuda"):
+        if channels_last and (self.device == "cpu" or self.device.startswith("cuda")):
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         import torch
 
-        if self.precision == "fp32":
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype)
 
     def normalise(self, tiles: np.ndarray) -> np.ndarray:
@@ -119,7 +110,9 @@ class Predictor:
     def _run_torch(self, x_np: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(x_np).to(self.device).contiguous(memory_format=torch.channels_last)
+        x = torch.from_numpy(x_np).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         views = [(), (3,), (2,)] if self.tta else [()]
         with torch.inference_mode(), self._autocast():
             total = None

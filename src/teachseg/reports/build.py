@@ -22,7 +22,7 @@ from typing import Any
 from teachseg.errors import OutputError
 from teachseg.reports import tables as T
 from teachseg.reports.runs import Experiment, ExperimentEntry, SelfTrainRun, TrainRun, Warnings, load
-from teachseg.reports.stats import paired_diffs, paired_test
+from teachseg.reports.stats import image_diffs, mean_per_image, paired_test
 
 N_EXAMPLES = 3
 N_WORST = 10
@@ -42,6 +42,7 @@ class Section:
     title: str
     intro: str = ""
     blocks: list[Table | Figure] = field(default_factory=list)
+    alert: str = ""  # a caveat shown prominently above the blocks (e.g. a selection-biased comparison)
 
 
 Table = T.Table
@@ -265,6 +266,20 @@ def _dice_by_class(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
     return dict(out)
 
 
+def _dice_by_image(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        str(r["id"]): float(r["dice"]) for r in rows if r.get("id") is not None and _finite(r.get("dice"))
+    }
+
+
+def _class_series(per_seed: list[dict[str, float]], classes: dict[str, str]) -> dict[str, list[float]]:
+    """Per-class Dice with each image averaged over the seeds that scored it (the image is the unit)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for image_id, dice in mean_per_image(per_seed).items():
+        out[classes.get(image_id, "all")].append(dice)
+    return dict(out)
+
+
 def _common_split(a: TrainRun, b: TrainRun) -> str | None:
     for s in ("test", "val"):
         if a.per_image.get(s) and b.per_image.get(s):
@@ -333,7 +348,8 @@ def build_selftrain_sections(rep: Report, entries: list[ExperimentEntry], warn: 
     for e in entries:
         by_arch[e.arch].append(e)
     paired_rows: list[tuple[str, str, str, str, Any]] = []
-    all_diffs: list[float] = []
+    arch_means: list[dict[str, float]] = []  # per architecture: each image's difference averaged over seeds
+    all_splits: set[str] = set()
     worst: list[tuple[str, str, dict[str, Any]]] = []
     curves = Section("curves", "Training curves", "Teacher and Student(s) of each run, per epoch.")
     overlays = Section(
@@ -348,11 +364,10 @@ def build_selftrain_sections(rep: Report, entries: list[ExperimentEntry], warn: 
         group.sort(key=lambda e: (e.seed is None, e.seed or 0))
         sec = Section(f"arch-{arch}", f"{T.arch_label(arch)} results")
         pairs = []
-        arch_diffs: list[float] = []
-        dist_series: dict[str, dict[str, list[float]]] = {
-            "Teacher": defaultdict(list),
-            "Student": defaultdict(list),
-        }
+        seed_diffs: list[dict[str, float]] = []  # per seed: image id -> Student - Teacher
+        splits: set[str] = set()
+        dist_scores: dict[str, list[dict[str, float]]] = {"Teacher": [], "Student": []}
+        classes: dict[str, str] = {}
         for e in group:
             assert e.run is not None
             teacher = e.run.teacher
@@ -365,12 +380,15 @@ def build_selftrain_sections(rep: Report, entries: list[ExperimentEntry], warn: 
             if teacher is not None and student is not None:
                 split = _common_split(teacher, student)
                 if split:
-                    d = paired_diffs(teacher.per_image[split], student.per_image[split])
-                    arch_diffs += d.tolist()
+                    d = image_diffs(teacher.per_image[split], student.per_image[split])
+                    seed_diffs.append(d)
+                    splits.add(split)
                     paired_rows.append((T.arch_label(arch), str(e.seed), split, chosen, paired_test(d)))
                     for label, r in (("Teacher", teacher), ("Student", student)):
-                        for c, vals in _dice_by_class(r.per_image[split]).items():
-                            dist_series[label][c].extend(vals)
+                        dist_scores[label].append(_dice_by_image(r.per_image[split]))
+                        classes.update(
+                            (str(row["id"]), _class_of(row)) for row in r.per_image[split] if row.get("id")
+                        )
             reported = student or teacher
             if reported is not None and reported.eval_split:
                 split = reported.eval_split
@@ -395,40 +413,63 @@ def build_selftrain_sections(rep: Report, entries: list[ExperimentEntry], warn: 
         )
         sec.blocks.append(T.comparison_table(arch, pairs, key=f"{arch}_comparison"))
         rep.sections.append(sec)
+        arch_mean = mean_per_image(seed_diffs)
+        arch_split = "+".join(s for s in ("test", "val") if s in splits)
+        if arch_mean:
+            arch_means.append(arch_mean)
+            all_splits |= splits
         if len(group) > 1 or len(by_arch) > 1:
             paired_rows.append(
                 (
                     f"{T.arch_label(arch)} (all seeds)",
                     ", ".join(str(e.seed) for e in group),
-                    "pooled",
+                    arch_split or "–",
                     "as above",
-                    paired_test(arch_diffs),
+                    paired_test(arch_mean),
                 )
             )
-        all_diffs += arch_diffs
-        series = {k: dict(v) for k, v in dist_series.items() if v}
+        series = {k: _class_series(v, classes) for k, v in dist_scores.items() if any(len(d) for d in v)}
         if series:
             from teachseg.reports.figures import dice_distribution_figure
 
+            where = f"{arch_split} split" + (
+                f", {T.SELECTION_BIASED}" if T.selection_biased(arch_split) else ""
+            )
             title = f"Per-image Dice by class – {T.arch_label(arch)}"
             dist.blocks.append(
                 Figure(
                     f"dice_by_class_{arch}",
                     title,
-                    "Teacher and Student on the paired split, all seeds pooled.",
+                    f"Teacher and Student on the paired split ({where}), each image averaged over seeds.",
                     dice_distribution_figure(series, title),
                 )
             )
             dist.blocks.append(
                 T.per_class_table(
-                    series, key=f"{arch}_per_class", title=f"{T.arch_label(arch)}: per-image Dice per class"
+                    series,
+                    key=f"{arch}_per_class",
+                    title=f"{T.arch_label(arch)}: per-image Dice per class ({where}, images averaged over seeds)",
                 )
             )
+    all_split = "+".join(s for s in ("test", "val") if s in all_splits)
     if len(by_arch) > 1:
-        paired_rows.append(("Overall", "all", "pooled", "as above", paired_test(all_diffs)))
+        paired_rows.append(
+            ("Overall", "all", all_split or "–", "as above", paired_test(mean_per_image(arch_means)))
+        )
     paired_sec = Section(
-        "paired", "Teacher versus Student", "Does the Student beat the Teacher on the same images?"
+        "paired",
+        "Teacher versus Student",
+        "Does the Student beat the Teacher on the same images? Images (n) is the number of independent "
+        "images: each image's difference is averaged over seeds before the bootstrap interval and the "
+        "Wilcoxon test, so repeated seeds never count as extra images.",
     )
+    if T.selection_biased(all_split):
+        paired_sec.alert = (
+            "Selection-biased comparison: without a test split, Teacher and Student are compared on the "
+            "validation images that chose their best epochs and whether the Student replaced the Teacher, "
+            "so the rows marked selection-biased are optimistic. Set data.test_fraction (e.g. 0.2) and run "
+            "again for an unbiased comparison on held-out test images."
+        )
     paired_sec.blocks.append(T.paired_table(paired_rows))
     pst = _pseudo_stats_table([(_entry_name(e), e.run) for e in entries if e.run is not None])
     if pst:

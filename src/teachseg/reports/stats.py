@@ -1,9 +1,15 @@
-"""Summary statistics for the report: mean +/- SD with a t-based 95% interval, paired bootstrap, Wilcoxon."""
+"""Summary statistics for the report: mean +/- SD with a t-based 95% interval, paired bootstrap, Wilcoxon.
+
+The unit of analysis of a paired Teacher-versus-Student comparison is the image: the seeds of one
+architecture score the same images again, so each image's difference is averaged over seeds
+(:func:`mean_per_image`) before the bootstrap and the Wilcoxon test, which then run over independent
+images. Pooling image-seed pairs as if independent would shrink the intervals and the p-values.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,23 +107,52 @@ class Paired:
     losses: int
 
 
+def image_diffs(
+    teacher: Sequence[dict[str, Any]], student: Sequence[dict[str, Any]], metric: str = "dice"
+) -> dict[str, float]:
+    """Per-image ``student - teacher``, keyed by image id, for images with a finite value in both."""
+    t = {str(r["id"]): r.get(metric) for r in teacher if r.get("id") is not None}
+    diffs: dict[str, float] = {}
+    for r in student:
+        i = r.get("id")
+        if i is not None and str(i) in t:
+            a, b = clean([t[str(i)]]), clean([r.get(metric)])
+            if len(a) and len(b):
+                diffs[str(i)] = float(b[0] - a[0])
+    return diffs
+
+
 def paired_diffs(
     teacher: Sequence[dict[str, Any]], student: Sequence[dict[str, Any]], metric: str = "dice"
 ) -> np.ndarray:
     """Per-image ``student - teacher`` for images present (with a finite value) in both."""
-    t = {r["id"]: r.get(metric) for r in teacher if r.get("id") is not None}
-    diffs = []
-    for r in student:
-        i = r.get("id")
-        if i in t:
-            a, b = clean([t[i]]), clean([r.get(metric)])
-            if len(a) and len(b):
-                diffs.append(b[0] - a[0])
-    return np.asarray(diffs, dtype=float)
+    return np.asarray(list(image_diffs(teacher, student, metric).values()), dtype=float)
 
 
-def paired_test(diffs: Sequence[float] | np.ndarray, seed: int = 0) -> Paired:
-    x = clean(diffs)
+def mean_per_image(scored: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Each image's value averaged over the seeds (or models) that scored it, in image-id order.
+
+    Example:
+        >>> mean_per_image([{"a": 0.1, "b": 0.3}, {"a": 0.3}])
+        {'a': 0.2, 'b': 0.3}
+    """
+    values: dict[str, list[float]] = {}
+    for per_image in scored:
+        for image_id, v in per_image.items():
+            x = clean([v])
+            if len(x):
+                values.setdefault(str(image_id), []).append(float(x[0]))
+    return {i: float(np.mean(values[i])) for i in sorted(values)}
+
+
+def paired_test(diffs: Sequence[float] | np.ndarray | Mapping[str, float], seed: int = 0) -> Paired:
+    """Bootstrap interval, Wilcoxon test and wins/losses of paired differences, one per independent image.
+
+    Give it one value per image (a seed's differences, or :func:`mean_per_image` over seeds), never
+    image-seed pairs pooled. A mapping of image id to difference is read in id order, so the same images
+    give the same bootstrap draws however they were collected.
+    """
+    x = clean([diffs[k] for k in sorted(diffs)] if isinstance(diffs, Mapping) else diffs)
     lo, hi = bootstrap_ci(x, seed=seed)
     p, note = wilcoxon_p(x)
     if len(x) < 2 and not note:

@@ -1,18 +1,24 @@
-"""Experiments: the grid architectures x seeds, each a self-training run; finished runs are reused."""
+"""Experiments: the grid architectures x seeds, each a self-training run; finished runs are reused.
+
+A run folder is reused (finished) or resumed (interrupted) only when the result-affecting fields of its
+config match the experiment's (see :mod:`teachseg.training.identity`); otherwise the experiment stops
+before training anything and lists the runs and keys that differ, or, with ``overwrite``, retrains them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from teachseg.config import Config
-from teachseg.errors import TeachsegError
+from teachseg.errors import ConfigError, TeachsegError
 from teachseg.io import read_json, write_json, write_text
 from teachseg.models import check_names
 from teachseg.selftrain.loop import run_selftrain
-from teachseg.training.prepare import write_config
+from teachseg.training.identity import config_drift, config_hash, describe_changes, record_config
 
 EXPERIMENT = "experiment.json"
 
@@ -53,11 +59,43 @@ def run_config(cfg: Config, run: dict[str, Any]) -> Config:
     return Config.model_validate(data)
 
 
-def run_experiment(cfg: Config, *, resume: bool = True, console: Any = None) -> dict[str, Any]:
-    """Run every (architecture, seed) self-training run in ``cfg.run_dir``, reusing finished ones."""
+def check_reuse(cfg: Config, runs: list[dict[str, Any]], *, overwrite: bool = False, say: Any = None) -> None:
+    """Refuse (or, with ``overwrite``, delete) run folders made with a config other than this experiment's."""
+    drifted = []
+    for run in runs:
+        rdir = cfg.run_dir / run["dir"]
+        changes = config_drift(rdir, run_config(cfg, run)) if rdir.is_dir() else []
+        if changes:
+            drifted.append((run["dir"], rdir, changes))
+    if not drifted:
+        return
+    if not overwrite:
+        listed = "; ".join(f"{name} ({describe_changes(ch, 4)})" for name, _, ch in drifted[:5])
+        more = f" and {len(drifted) - 5} more" if len(drifted) > 5 else ""
+        raise ConfigError(
+            f"{len(drifted)} earlier run(s) were made with a different config and cannot be reused or "
+            f"resumed: {listed}{more}",
+            path=cfg.run_dir,
+            fix="restore those values, pass --overwrite to retrain those runs, or choose another name (--set name=...)",
+        )
+    for name, rdir, changes in drifted:
+        if say is not None:
+            say(f"[yellow]{name}: config changed ({describe_changes(changes, 4)}), retraining[/]")
+        shutil.rmtree(rdir)
+
+
+def run_experiment(
+    cfg: Config, *, resume: bool = True, overwrite: bool = False, console: Any = None
+) -> dict[str, Any]:
+    """Run every (architecture, seed) self-training run in ``cfg.run_dir``, reusing finished ones.
+
+    Earlier run folders are reused only when made with the same result-affecting config; with
+    ``overwrite`` the ones that differ are deleted and trained again, otherwise nothing trains.
+    """
     say = console.print if console is not None else (lambda *a, **k: None)
     runs = plan(cfg)
     exp_dir = cfg.run_dir
+    check_reuse(cfg, runs, overwrite=overwrite, say=say)
     exp_dir.mkdir(parents=True, exist_ok=True)
     path = exp_dir / EXPERIMENT
     previous = read_json(path) if path.is_file() else {}
@@ -66,7 +104,7 @@ def run_experiment(cfg: Config, *, resume: bool = True, console: Any = None) -> 
         "archs": cfg.experiment.archs,
         "seeds": cfg.experiment.seeds,
         "runs": [{**r, "status": "pending"} for r in runs],
-        "config_hash": cfg.hash(),
+        "config_hash": config_hash(cfg),
         "command": " ".join(["teachseg", *sys.argv[1:]]) if sys.argv else "teachseg experiment",
         "started": previous.get("started") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "finished": None,
@@ -82,7 +120,7 @@ def run_experiment(cfg: Config, *, resume: bool = True, console: Any = None) -> 
         say(f"[bold cyan]run {i}/{len(runs)}[/] {run['dir']}")
         rcfg = run_config(cfg, run)
         rdir.mkdir(parents=True, exist_ok=True)
-        write_config(rdir, rcfg)
+        record_config(rdir, rcfg)
         try:
             run_selftrain(rcfg, rdir, resume=True, console=console)
             run["status"] = "done"

@@ -3,6 +3,11 @@
 Every generation is a normal training run folder (``gen0/``, ``gen1/``, ...), so a resumed run reuses each
 finished generation as is, keeps finished pseudo-labels, and continues an interrupted student from its last
 checkpoint. ``lineage.json`` is rewritten (atomically) after every step.
+
+Every replacement decision compares validation Dice on this run's validation images, scored the same way
+(:func:`val_dice`): an external Teacher (``selftrain.teacher_model``) is first checked against this run's
+held-out images and re-scored on them (:mod:`teachseg.selftrain.external`). Pseudo-labels on disk are reused
+only when their manifest names the same teacher weights and TTA setting.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from teachseg.data.imageio import read_image, read_mask
 from teachseg.errors import DataError, ModelError
 from teachseg.io import read_json, write_json
 from teachseg.models import ModelMeta, check_model_folder, load_model_folder
-from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records
+from teachseg.selftrain.external import check_teacher_data, rescore_teacher
+from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records, sha256_file
 from teachseg.training.fit import train_model
 from teachseg.training.prepare import PreparedData, prepare_data
 
@@ -79,6 +85,15 @@ def _entry(generation: int, role: str, summary: dict[str, Any], run_dir: str) ->
     }
 
 
+def val_dice(summary: dict[str, Any]) -> float:
+    """The validation Dice a replacement decision compares: per-image, at native size, on this run's
+    validation images (``summary["val"]["dice"]``, the number the report and per-image CSV show)."""
+    val = summary.get("val")
+    if isinstance(val, dict) and val.get("dice") is not None:
+        return float(val["dice"])
+    return float(summary["val_dice"])
+
+
 def pseudo_quality(
     records: list[Record], manifest: dict[str, Any], pseudo_dir: Path, withheld: dict[str, Record]
 ) -> float | None:
@@ -120,6 +135,8 @@ def run_selftrain(
     withheld = {r.id: r for r in data._records(split.label_dropped)} if split.label_dropped else {}
     started = time.perf_counter()
     lineage: dict[str, Any] = {"generations": [], "final_generation": 0, "skipped_bad": bad}
+    # unlabelled images of a validation/test group (slide, patient, same picture): never pseudo-labelled
+    lineage["unlabelled_excluded"] = len(split.unlabelled_excluded)
 
     def save_lineage() -> None:
         write_json(run_dir / LINEAGE, lineage)
@@ -128,9 +145,15 @@ def run_selftrain(
     if st.teacher_model is not None:
         teacher_model_dir = Path(st.teacher_model)
         meta = check_teacher_folder(teacher_model_dir, cfg.data.image_size)
-        teacher: dict[str, Any] | None = {"arch": meta.arch, "encoder": meta.encoder, **meta.summary}
+        check_teacher_data(teacher_model_dir, meta, data.val, data.test, data._records(split.label_dropped))
+        say(
+            f"[bold]generation 0[/]: scoring the teacher in {teacher_model_dir} on this run's validation images"
+        )
+        # Its own val_dice is from another validation set: only a score on this run's is comparable.
+        teacher: dict[str, Any] | None = rescore_teacher(
+            cfg, teacher_model_dir, run_dir / "gen0", data.val, data.test
+        )
         teacher_dir_name = str(teacher_model_dir)
-        say(f"[bold]generation 0[/]: using the teacher in {teacher_model_dir}")
     else:
         say(
             f"[bold]generation 0[/]: training the Teacher ({cfg.model.arch}-{cfg.model.encoder}) on {len(data.train)} labelled images"
@@ -142,6 +165,7 @@ def run_selftrain(
         teacher_dir_name = "gen0"
     if teacher is None:  # DDP child process
         return {}
+    first_teacher = teacher  # summary.json's `teacher` is generation 0, whatever replaced it later
     lineage["generations"].append(
         {**_entry(0, "teacher", teacher, teacher_dir_name), "pseudo": None, "decision": "initial teacher"}
     )
@@ -167,8 +191,10 @@ def run_selftrain(
             pseudo_dir,
             generation=g,
             teacher=f"gen{teacher_gen}",
+            teacher_sha256=sha256_file(teacher_model_dir / "model.safetensors"),
             tta=st.tta,
             batch_size=cfg.data.batch_size,
+            precision=cfg.train.precision,
         )
         teacher_state = model.state_dict() if st.student.init_from_teacher else None
         del model
@@ -210,7 +236,7 @@ def run_selftrain(
         )
         if student is None:
             return {}
-        gain = student["val_dice"] - teacher["val_dice"]
+        gain = val_dice(student) - val_dice(teacher)
         accepted = gain > st.min_delta
         decision = (
             f"accepted: student beat teacher gen{teacher_gen} by {gain:+.4f} val Dice"
@@ -227,7 +253,7 @@ def run_selftrain(
                 "gain": gain,
             }
         )
-        if best_student is None or student["val_dice"] > best_student["val_dice"]:
+        if best_student is None or val_dice(student) > val_dice(best_student):
             best_student = {**student, "generation": g}
         if accepted:
             teacher, teacher_gen, no_gain = student, g, 0
@@ -249,7 +275,7 @@ def run_selftrain(
     gen0 = (
         read_json(run_dir / "gen0" / "summary.json")
         if (run_dir / "gen0" / "summary.json").is_file()
-        else teacher
+        else first_teacher
     )
     summary = {
         "final_model": str(final_dir.relative_to(run_dir))

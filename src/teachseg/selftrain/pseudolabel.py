@@ -1,13 +1,16 @@
 """Soft pseudo-labels: the Teacher's probabilities for unlabelled images, stored as 8-bit PNGs.
 
 Each generation's labels live in ``pseudo/gen<g>/`` with a ``manifest.json`` naming the source image, its
-content hash and the teacher. Every PNG is written atomically, so a resumed run keeps finished labels and
-only computes the missing ones.
+content hash and the teacher (its weights' SHA-256 and the TTA setting). Every PNG is written atomically,
+so a resumed run keeps finished labels and only computes the missing ones, but only when the manifest names
+the same teacher weights and TTA setting; labels from any other teacher are cleared and made again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,9 @@ from torch import nn
 
 from teachseg.data.datasets import Record, read_pseudo
 from teachseg.data.imageio import read_image
-from teachseg.io import write_json, write_png
+from teachseg.io import read_json, write_json, write_png
 from teachseg.models import ModelMeta
+from teachseg.precision import Precision
 from teachseg.training.evaluate import batched, make_predictor, predict_prob, safe_key, to_uint8
 
 MANIFEST = "manifest.json"
@@ -50,22 +54,37 @@ def generate_pseudo_labels(
     *,
     generation: int,
     teacher: str,
+    teacher_sha256: str | None = None,
     tta: bool = True,
     batch_size: int = 8,
     progress: Any = None,
+    precision: str | Precision = Precision.AUTO,
 ) -> dict[str, Any]:
-    """Write one soft label per record (native size) and the manifest; reuse labels already on disk."""
+    """Write one soft label per record (native size) and the manifest.
+
+    Labels already on disk are reused only when the manifest names the same teacher weights
+    (``teacher_sha256``) and TTA setting, and the source image still has the recorded content hash; any
+    other folder is cleared first, so a label on disk is always the current teacher's.
+    """
+    hashes = {rec.id: sha256_file(rec.image) for rec in records}
+    known = reusable_labels(out_dir, teacher_sha256, tta)
+    if known is None:
+        clear_labels(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    header = {"generation": generation, "teacher": teacher, "teacher_sha256": teacher_sha256, "tta": tta}
+    # The header goes down before any label, so every PNG in the folder was made by the teacher it names.
+    write_json(out_dir / MANIFEST, {**header, "complete": False, "images": []})
     entries: dict[str, dict[str, Any]] = {}
     todo: list[Record] = []
     for rec in records:
         path = out_dir / f"{safe_key(rec.id)}.png"
-        if path.is_file():  # written atomically by an earlier (interrupted) run: complete
+        same_image = (known or {}).get(rec.id, hashes[rec.id]) == hashes[rec.id]
+        if path.is_file() and same_image:  # written atomically by this teacher in an interrupted run
             entries[rec.id] = {"file": path.name, **label_stats(read_pseudo(path))}
         else:
             todo.append(rec)
     task = progress.add_task(f"pseudo-labels gen {generation}", total=len(todo)) if progress else None
-    predictor = make_predictor(model, meta, tta)
+    predictor = make_predictor(model, meta, tta, precision)  # the shared policy, "auto" included
     for chunk in batched(todo, batch_size):
         images = [read_image(r.image) for r in chunk]
         probs = predict_prob(model, images, meta, predictor=predictor)
@@ -78,7 +97,7 @@ def generate_pseudo_labels(
     items = []
     for rec in records:
         e = entries[rec.id]
-        items.append({"id": rec.id, "source": str(rec.image), "sha256": sha256_file(rec.image), **e})
+        items.append({"id": rec.id, "source": str(rec.image), "sha256": hashes[rec.id], **e})
     n = len(items)
     stats = {
         "n_images": n,
@@ -87,9 +106,35 @@ def generate_pseudo_labels(
             for k in ("mean_confidence", "confident_share", "positive_share")
         },
     }
-    manifest = {"generation": generation, "teacher": teacher, "tta": tta, "images": items, "stats": stats}
+    manifest = {**header, "complete": True, "images": items, "stats": stats}
     write_json(out_dir / MANIFEST, manifest)
     return manifest
+
+
+def reusable_labels(out_dir: Path, teacher_sha256: str | None, tta: bool) -> dict[str, str] | None:
+    """``{id: source sha256}`` of the labels in ``out_dir`` if they were made by this teacher with this TTA
+    setting (empty while the first run was still writing them), else None: they must not be reused."""
+    path = out_dir / MANIFEST
+    if teacher_sha256 is None or not path.is_file():
+        return None
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    if manifest.get("teacher_sha256") != teacher_sha256 or manifest.get("tta") is not tta:
+        return None
+    return {str(i["id"]): str(i.get("sha256")) for i in manifest.get("images") or [] if "id" in i}
+
+
+def clear_labels(out_dir: Path) -> None:
+    """Remove labels another teacher (or TTA setting) made: moved aside in one rename, then deleted."""
+    if not out_dir.exists():
+        return
+    stale = out_dir.with_name(f".{out_dir.name}.stale-{uuid.uuid4().hex[:8]}")
+    out_dir.rename(stale)
+    shutil.rmtree(stale, ignore_errors=True)
 
 
 def pseudo_records(records: Sequence[Record], manifest: dict[str, Any], out_dir: Path) -> list[Record]:

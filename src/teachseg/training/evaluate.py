@@ -1,4 +1,20 @@
-"""Predict probabilities for dataset images and score them at native resolution."""
+"""Predict probabilities for dataset images and score them at native resolution: the one scoring path.
+
+Every figure called "validation Dice" (the epoch's, which selects the best epoch and decides whether a
+Student replaces its Teacher; ``summary.json``; ``val_per_image.csv``; the report) comes from
+:func:`score_native`, which takes the model's probabilities at ``image_size`` and
+
+1. resizes the **probabilities** (not the logits) bilinearly (``align_corners=False``) to the mask's native
+   size, in float32 on the CPU, so the device does not change the result;
+2. thresholds them and scores the image with :func:`teachseg.metrics.image_scores`.
+
+Probabilities rather than logits because they are what flip TTA averages and what pseudo-labels store.
+
+The selection figure is computed the way the epoch computed it: no TTA, the Trainer's precision (the same
+:class:`~teachseg.precision.Precision`), the Trainer's memory format and validation batch size. So the best
+epoch's ``val_dice`` equals ``summary.json``'s ``val.dice`` and the mean of ``val_per_image.csv``. ``teachseg
+evaluate`` may add TTA; its figures are then labelled as such and are not the selection figure.
+"""
 
 from __future__ import annotations
 
@@ -19,22 +35,56 @@ from teachseg.inference.predictor import Predictor
 from teachseg.io import write_json, write_png, write_text
 from teachseg.metrics import ImageScores, image_scores, summarise
 from teachseg.models import ModelMeta
+from teachseg.precision import Precision, resolve
 
 PER_IMAGE_COLUMNS = ["id", "class", "dice", "jaccard", "precision", "recall", "gt_pixels", "pred_pixels"]
 
 
 def make_predictor(
-    model: nn.Module, meta: ModelMeta, tta: bool = False, precision: str = "bf16"
+    model: nn.Module,
+    meta: ModelMeta,
+    tta: bool = False,
+    precision: str | Precision = Precision.AUTO,
+    channels_last: bool = True,
 ) -> Predictor:
     """The shared batched runner (mixed precision, channels_last, flip TTA) on the model's own device.
 
-    ``precision``: ``bf16``, ``fp16`` or ``32``/``fp32`` (Lightning's names such as ``bf16-mixed`` work too).
+    ``precision``: a :class:`~teachseg.precision.Precision` or any name it accepts, resolved for the model's
+    device by :func:`teachseg.precision.resolve`.
     """
-    name = (
-        "fp32" if precision.startswith(("32", "fp32")) else "fp16" if precision.startswith("16") else "bf16"
+    device = str(next(model.parameters()).device)
+    return Predictor(
+        model,
+        meta.mean,
+        meta.std,
+        device=device,
+        precision=resolve(precision, device),
+        tta=tta,
+        channels_last=channels_last,
     )
-    device = next(model.parameters()).device
-    return Predictor(model, meta.mean, meta.std, device=str(device), precision=name, tta=tta)
+
+
+def native_probability(prob: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(h, w) probabilities at the model's input size -> (H, W) float32 on the CPU at the native ``size``.
+
+    Bilinear, ``align_corners=False``, clamped to [0, 1]; unchanged when the sizes already match.
+    """
+    p = prob.detach().float().cpu().reshape(1, 1, *prob.shape[-2:])
+    if tuple(p.shape[-2:]) != tuple(size):
+        p = F.interpolate(p, size=tuple(size), mode="bilinear", align_corners=False)
+    return p[0, 0].clamp(0.0, 1.0)
+
+
+def score_native(
+    prob: torch.Tensor, mask: torch.Tensor | np.ndarray, threshold: float = 0.5
+) -> tuple[torch.Tensor, ImageScores]:
+    """The scoring path: probabilities at the input size -> (native probability map, its scores).
+
+    ``mask`` is the (H, W) ground truth at native size (anything > 0.5 is tumour).
+    """
+    target = torch.as_tensor(mask).detach().cpu()
+    native = native_probability(prob, (int(target.shape[-2]), int(target.shape[-1])))
+    return native, image_scores(native, target, threshold)
 
 
 def predict_prob(
@@ -42,24 +92,24 @@ def predict_prob(
     images: Sequence[np.ndarray],
     meta: ModelMeta,
     tta: bool = False,
-    precision: str = "bf16",
+    precision: str | Precision = Precision.AUTO,
     predictor: Predictor | None = None,
 ) -> list[np.ndarray]:
     """Probability maps (float32, native size) for a batch of (H, W, 3) uint8 images.
 
     Each image is resized to the model's square input exactly as in training; the probabilities are resized
-    back to the image's native size. ``tta`` averages flipped predictions. Pass ``predictor`` (from
-    :func:`make_predictor`) to reuse one across batches.
+    back to the image's native size by :func:`native_probability`. ``tta`` averages flipped predictions.
+    Pass ``predictor`` (from :func:`make_predictor`) to reuse one across batches.
     """
-    predictor = predictor or make_predictor(model, meta, tta, precision)
+    probs = predict_input_size(images, meta, predictor or make_predictor(model, meta, tta, precision))
+    return [native_probability(p, im.shape[:2]).numpy() for p, im in zip(probs, images, strict=True)]
+
+
+def predict_input_size(images: Sequence[np.ndarray], meta: ModelMeta, predictor: Predictor) -> torch.Tensor:
+    """(N, image_size, image_size) probabilities of (H, W, 3) uint8 images, preprocessed as in training."""
     norm = Normalise(meta.mean, meta.std)
     x = torch.stack([norm(resize(to_float_image(im), meta.image_size)) for im in images])
-    probs = torch.from_numpy(predictor.predict_normalised(x.numpy()))[:, None]
-    out = []
-    for p, im in zip(probs, images, strict=True):
-        native = F.interpolate(p[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0, 0]
-        out.append(native.clamp(0, 1).numpy())
-    return out
+    return torch.from_numpy(predictor.predict_normalised(x.numpy()))
 
 
 def batched(items: Sequence[Record], size: int) -> Iterator[Sequence[Record]]:
@@ -87,17 +137,24 @@ def evaluate_records(
     batch_size: int = 8,
     tta: bool = False,
     pred_dir: Path | None = None,
-    precision: str = "bf16",
+    precision: str | Precision = Precision.AUTO,
+    channels_last: bool = True,
 ) -> list[dict[str, object]]:
-    """Per-image metrics at native resolution; optionally store probability and ground-truth PNGs."""
+    """Per-image metrics at native resolution (:func:`score_native`); optionally store probability and
+    ground-truth PNGs.
+
+    To reproduce a training epoch's figures exactly, pass that run's precision, ``channels_last`` and
+    validation batch size, and ``tta=False`` (as :func:`teachseg.training.fit.train_model` does).
+    """
     rows: list[dict[str, object]] = []
-    predictor = make_predictor(model, meta, tta, precision)
+    predictor = make_predictor(model, meta, tta, precision, channels_last)
     for chunk in batched(records, batch_size):
         images = [read_image(r.image) for r in chunk]
-        probs = predict_prob(model, images, meta, predictor=predictor)
-        for rec, im, prob in zip(chunk, images, probs, strict=True):
+        probs = predict_input_size(images, meta, predictor)
+        for rec, im, p in zip(chunk, images, probs, strict=True):
             mask = read_mask(rec.masks, mat_variable, expected_shape=im.shape[:2])
-            s: ImageScores = image_scores(prob, mask, meta.threshold)
+            native, s = score_native(p, mask, meta.threshold)
+            prob = native.numpy()
             rows.append(
                 {
                     "id": rec.id,

@@ -32,6 +32,7 @@ from teachseg.errors import ModelError
 from teachseg.io import atomic_path, read_json, write_json, write_text
 from teachseg.losses import BCEDiceLoss
 from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, build_model, save_model_folder
+from teachseg.precision import Precision, lightning_name, resolve
 from teachseg.training.datamodule import SegDataModule
 from teachseg.training.evaluate import (
     evaluate_records,
@@ -39,6 +40,7 @@ from teachseg.training.evaluate import (
     write_per_image_csv,
     write_pred_index,
 )
+from teachseg.training.identity import training_data_hashes
 from teachseg.training.module import SegmentationModule
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_jaccard"]
@@ -108,14 +110,25 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=msg)
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto``: bf16-mixed on CPU; bf16-mixed on GPUs that support it, else 16-mixed."""
-    if precision != "auto":
-        return precision
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if on_gpu:
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed"
+def resolve_precision(precision: str | Precision, accelerator: str) -> str:
+    """Lightning's name (``32-true``, ``bf16-mixed``, ``16-mixed``) of the policy :mod:`teachseg.precision`
+    resolves for ``accelerator``; the same policy as evaluation, pseudo-labels and ``predict``."""
+    return lightning_name(resolve(precision, accelerator))
+
+
+def warn_if_scores_differ(evaluated: float, selected: float, tolerance: float = 1e-5) -> None:
+    """Warn when re-scoring the saved model does not reproduce the selected epoch's validation Dice.
+
+    Both come from one scoring path under the same settings, so a gap means non-deterministic kernels (some
+    GPU convolutions) or a model that changed after selection.
+    """
+    if not (math.isnan(evaluated) or math.isnan(selected)) and abs(evaluated - selected) > tolerance:
+        warnings.warn(
+            f"validation Dice of the saved model ({evaluated:.6f}) differs from the selected epoch's "
+            f"({selected:.6f}); the run's kernels may not be deterministic",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def is_child_rank() -> bool:
@@ -190,7 +203,8 @@ def train_model(
     last = ckpt_dir / "last.ckpt"
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = build_model(arch, encoder, weights, dropout=dropout)
+    # model.decoder_dropout applies to every model trained here; a Student's own dropout may raise it.
+    model = build_model(arch, encoder, weights, dropout=max(dropout, cfg.model.decoder_dropout))
     if init_state is not None:
         model.load_state_dict(init_state)
     norm = Normalise(IMAGENET_MEAN, IMAGENET_STD)
@@ -201,7 +215,6 @@ def train_model(
         JointTransform(d.image_size, d.augment, strong=strong_augment),
         norm,
         seed=cfg.seed,
-        pseudo_weight=cfg.selftrain.pseudo_weight,
         confidence_mode=cfg.selftrain.confidence.mode,
         confidence_threshold=cfg.selftrain.confidence.threshold,
         mat_variable=d.mat_variable,
@@ -211,7 +224,11 @@ def train_model(
         train_ds.preload()
     val_ds = EvalDataset(val_records, d.image_size, norm, mat_variable=d.mat_variable)
     loss = BCEDiceLoss(
-        cfg.loss.bce_weight, cfg.loss.dice_weight, cfg.loss.dice_smooth, cfg.loss.dice_per_image
+        cfg.loss.bce_weight,
+        cfg.loss.dice_weight,
+        cfg.loss.dice_smooth,
+        cfg.loss.dice_per_image,
+        pseudo_weight=cfg.selftrain.pseudo_weight,
     )
     module = SegmentationModule(
         model,
@@ -269,7 +286,7 @@ def train_model(
         "n_val": len(val_records),
         "n_test": len(test_records),
         "image_size": d.image_size,
-        "precision": resolve_precision(cfg.train.precision, cfg.train.accelerator),
+        "precision": str(resolve(cfg.train.precision, cfg.train.accelerator)),
         "wall_seconds": round(wall, 2),
         "images_per_second": round(recorder.images_seen / recorder.train_seconds, 2)
         if recorder.train_seconds
@@ -283,22 +300,34 @@ def train_model(
     meta.summary = {
         k: summary[k] for k in ("seed", "epochs", "best_epoch", "train_loss", "val_dice", "val_jaccard")
     }
+    meta.trained_on = training_data_hashes(train_records, val_records)  # checked when reused as a Teacher
     save_model_folder(model, run_dir / "model", meta)
 
     # Native-resolution evaluation of the selected model (per-image metrics and predictions for the report).
     device = module.device if module.device.type != "meta" else torch.device("cpu")
     model.to(device)
-    precision = summary["precision"]
+    # Scored exactly as the epochs were (see training/evaluate.py): no TTA, the Trainer's precision, memory
+    # format and validation batch size; so summary["val"]["dice"] is the selected epoch's val_dice.
+    scoring = {"tta": False, "precision": summary["precision"], "resize": "probabilities"}
+    same_as_epochs: dict[str, Any] = {
+        "batch_size": d.batch_size,
+        "tta": False,
+        "precision": summary["precision"],
+        "channels_last": cfg.train.channels_last,
+    }
     val_rows = evaluate_records(
-        model, meta, val_records, d.mat_variable, pred_dir=run_dir / "pred" / "val", precision=precision
+        model, meta, val_records, d.mat_variable, pred_dir=run_dir / "pred" / "val", **same_as_epochs
     )
     write_per_image_csv(run_dir / "val_per_image.csv", val_rows)
     val_stats = summarise_rows(val_rows)
     summary["val"] = val_stats
+    summary["scoring"] = scoring
+    if val_rows:
+        warn_if_scores_differ(float(val_stats["dice"]), summary["val_dice"])  # type: ignore[arg-type]
     summary["test_dice"] = summary["test_jaccard"] = None
     if test_records:
         test_rows = evaluate_records(
-            model, meta, test_records, d.mat_variable, pred_dir=run_dir / "pred" / "test", precision=precision
+            model, meta, test_records, d.mat_variable, pred_dir=run_dir / "pred" / "test", **same_as_epochs
         )
         write_per_image_csv(run_dir / "test_per_image.csv", test_rows)
         test_stats = summarise_rows(test_rows)

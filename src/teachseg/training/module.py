@@ -11,15 +11,20 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from teachseg.losses import BCEDiceLoss
-from teachseg.metrics import image_scores
+from teachseg.training.evaluate import score_native
 
 
 class SegmentationModule(L.LightningModule):
     """Trains a binary segmentation model; validation Dice is the mean per-image Dice at native resolution.
 
+    Validation scores each image with :func:`teachseg.training.evaluate.score_native` (probabilities resized
+    to the mask's size), the path ``summary.json`` and ``val_per_image.csv`` use, so the epoch that is
+    selected reports the same Dice as the run's summary.
+
     Args:
         model: an smp model (or any module mapping (B, 3, H, W) to (B, 1, H, W) logits).
-        loss: the training loss; called as ``loss(logits, target, weight)``.
+        loss: the training loss; called as ``loss(logits, target, weight, is_pseudo)`` in training (the batch's
+            per-image pseudo-label flags, or None) and ``loss(logits, target)`` in validation.
         lr, weight_decay: AdamW settings.
         epochs: total epochs (for the cosine schedule).
         scheduler: ``cosine`` or ``none``.
@@ -66,7 +71,8 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
-        loss = self.loss(logits, batch["target"], batch["weight"])
+        # is_pseudo lets the loss weigh the pseudo-labelled images as a whole (selftrain.pseudo_weight).
+        loss = self.loss(logits, batch["target"], batch["weight"], batch.get("is_pseudo"))
         n = batch["image"].shape[0]
         self.train_loss_mean.update(loss.detach(), weight=n)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
@@ -74,11 +80,13 @@ class SegmentationModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"]).float()
-        for logit, mask in zip(logits, batch["mask"], strict=True):
+        probs = torch.sigmoid(logits[:, 0])
+        for logit, prob, mask in zip(logits, probs, batch["mask"], strict=True):
             native = F.interpolate(logit[None], size=tuple(mask.shape), mode="bilinear", align_corners=False)
             target = mask.to(native.device, torch.float32)[None, None]
             self.val_loss_mean.update(self.loss(native, target))
-            scores = image_scores(torch.sigmoid(native[0, 0]), mask, self.threshold)
+            # Scores through the one scoring path that summary.json and val_per_image.csv use too.
+            _, scores = score_native(prob, mask, self.threshold)
             self.val_dice_mean.update(torch.tensor(scores.dice, device=self.device))
             self.val_jaccard_mean.update(torch.tensor(scores.jaccard, device=self.device))
 

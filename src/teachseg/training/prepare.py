@@ -9,7 +9,7 @@ from pathlib import Path
 from teachseg.config import Config
 from teachseg.data.datasets import Record
 from teachseg.data.discover import Discovery, discover
-from teachseg.data.splits import Split, make_split
+from teachseg.data.splits import Split, make_split, tile_slides
 from teachseg.errors import ConfigError, DataError, OutputError
 from teachseg.io import ensure_writable_dir, read_json, write_json, write_text
 
@@ -84,7 +84,9 @@ def prepare_data(
         raise ConfigError(
             "data.root is not set", fix="set data.root in the config or pass --set data.root=DIR"
         )
-    discovery = discover(Path(d.root), d.layout, d.unlabelled_dirs)
+    discovery = discover(
+        Path(d.root), d.layout, d.unlabelled_dirs, images_dir=d.images_dir, masks_dir=d.masks_dir
+    )
     if d.mpp is None:
         d.mpp = tiles_mpp(Path(d.root))
     split_path = run_dir / "split.json"
@@ -103,6 +105,9 @@ def prepare_data(
             test_fraction=d.test_fraction,
             label_fraction=d.label_fraction,
             group_regex=d.group_regex,
+            slides=tile_slides(discovery.samples),
+            same_content=same_content(discovery) if d.duplicates != "off" else (),
+            duplicates=d.duplicates,
         )
         save_split(split_path, split, Path(d.root))
     if need_labels and not split.train:
@@ -117,6 +122,21 @@ def prepare_data(
             fix="set data.val_fraction > 0 (default 0.05) and provide at least 2 labelled images",
         )
     return PreparedData(Path(d.root), discovery, split)
+
+
+def same_content(discovery: Discovery, cache_file: Path | None = None) -> list[list[str]]:
+    """Sets of sample ids with the same pixels or the same picture (exact and near duplicates).
+
+    Hashes are cached in the user's cache folder (:func:`teachseg.data.duplicates.default_cache_file`), so
+    only new or changed images are decoded again. Unreadable images are skipped here; training reports them.
+    """
+    from teachseg.data.duplicates import default_cache_file, find_duplicates, hash_images
+
+    found = hash_images(
+        {s.id: s.image for s in discovery.samples},
+        cache_file=cache_file or default_cache_file(discovery.root),
+    )
+    return find_duplicates(found.hashes).clusters()
 
 
 def tiles_mpp(root: Path) -> float | None:

@@ -1,0 +1,197 @@
+"""What a run folder is: the config fields that decide its numbers, and the data a model was trained on.
+
+``run_identity.json`` (beside ``config.yaml``) stores a hash of the result-affecting config fields and the
+fields themselves, so ``--resume`` and experiment reuse can refuse a folder made with another config and
+name the keys that changed. Model folders record the content hashes of the images (and masks) they were
+trained on, so a Teacher brought in from elsewhere can be checked against this run's held-out images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from teachseg.config import Config
+from teachseg.errors import ConfigError
+from teachseg.io import read_json, write_json, write_text
+
+RUN_IDENTITY = "run_identity.json"
+
+#: Config keys (and whole sections) that cannot change a run's numbers, left out of its identity:
+#: where outputs go (``name``, ``output_dir``), how fast data is loaded (``data.num_workers``,
+#: ``data.cache_images``), what the terminal shows (``train.progress_bar``, ``train.log_every_n_steps``),
+#: the experiment grid (each run's own architecture and seed are in ``model.arch`` and ``seed``), and
+#: ``selftrain.skip_bad`` (without it a run with unreadable images stops before training, so a run that
+#: trained saw the same images either way). Resume flags are CLI options, not config keys.
+IGNORED_KEYS: tuple[str, ...] = (
+    "name",
+    "output_dir",
+    "data.num_workers",
+    "data.cache_images",
+    "train.progress_bar",
+    "train.log_every_n_steps",
+    "experiment",
+    "selftrain.skip_bad",
+)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{full}."))
+        else:
+            out[full] = value
+    return out
+
+
+def _ignored(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in IGNORED_KEYS)
+
+
+def config_fields(cfg: Config | dict[str, Any]) -> dict[str, Any]:
+    """The result-affecting config fields, flattened to ``section.key`` (JSON-normalised values)."""
+    data = cfg.to_dict() if isinstance(cfg, Config) else json.loads(json.dumps(cfg, default=str))
+    return {k: v for k, v in sorted(_flatten(data).items()) if not _ignored(k)}
+
+
+def config_hash(cfg: Config | dict[str, Any]) -> str:
+    """A canonical hash of :func:`config_fields` (sorted keys, JSON), 16 hex digits."""
+    blob = json.dumps(config_fields(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, old value, new value)`` for every key whose value differs (missing keys read as absent)."""
+    missing = "<absent>"
+    return [
+        (k, old.get(k, missing), new.get(k, missing))
+        for k in sorted(set(old) | set(new))
+        if old.get(k, missing) != new.get(k, missing)
+    ]
+
+
+def describe_changes(changes: Sequence[tuple[str, Any, Any]], limit: int = 8) -> str:
+    def show(v: Any) -> str:
+        return v if isinstance(v, str) else json.dumps(v)
+
+    text = ", ".join(f"{k}: {show(a)} -> {show(b)}" for k, a, b in changes[:limit])
+    return text + (f" and {len(changes) - limit} more" if len(changes) > limit else "")
+
+
+def stored_fields(run_dir: Path) -> dict[str, Any] | None:
+    """The identity fields of the config that made ``run_dir``; None for a folder with no config yet.
+
+    Folders written before ``run_identity.json`` existed fall back to their ``config.yaml``.
+    """
+    ident = run_dir / RUN_IDENTITY
+    if ident.is_file():
+        try:
+            fields = read_json(ident).get("config")
+        except (OSError, ValueError, AttributeError):
+            fields = None
+        if isinstance(fields, dict):
+            return fields
+        raise ConfigError(
+            "not a valid run identity file",
+            path=ident,
+            fix="pass --overwrite to start the run again",
+        )
+    cfg_file = run_dir / "config.yaml"
+    if cfg_file.is_file():
+        try:
+            data = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            data = None
+        if not isinstance(data, dict):
+            raise ConfigError(
+                "the config of this run cannot be read, so it cannot be resumed safely",
+                path=cfg_file,
+                fix="pass --overwrite to start the run again",
+            )
+        try:  # fill in the defaults of keys the old file leaves out
+            return config_fields(Config.model_validate(data))
+        except ValueError:
+            return config_fields(data)
+    return None
+
+
+def config_drift(run_dir: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
+    """The keys whose values differ between the config that made ``run_dir`` and ``cfg`` ([] if none).
+
+    A key that a newer teachseg added (absent from the stored identity) counts as unchanged while it holds
+    its default, which is the behaviour the older version had.
+    """
+    old = stored_fields(run_dir)
+    if old is None:
+        return []
+    defaults = config_fields(Config.model_validate({}))
+    old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
+    return changed_keys(old, config_fields(cfg))
+
+
+def check_same_config(run_dir: Path, cfg: Config, *, action: str = "resume") -> None:
+    """Refuse to ``action`` a run folder made with a config whose result-affecting fields differ."""
+    changes = config_drift(run_dir, cfg)
+    if changes:
+        raise ConfigError(
+            f"cannot {action} this run: it was made with a different config "
+            f"({len(changes)} key(s) changed: {describe_changes(changes)}), so its results would not match "
+            "the config.yaml beside them",
+            path=run_dir,
+            fix="restore those values, pass --overwrite to start the run again, or choose another name (--set name=...)",
+        )
+
+
+def record_config(run_dir: Path, cfg: Config) -> None:
+    """Write ``config.yaml`` and ``run_identity.json`` (the config hash and the fields it covers)."""
+    write_text(run_dir / "config.yaml", cfg.to_yaml())
+    write_json(
+        run_dir / RUN_IDENTITY,
+        {"config_hash": config_hash(cfg), "ignored_keys": list(IGNORED_KEYS), "config": config_fields(cfg)},
+    )
+
+
+@lru_cache(maxsize=65536)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's content (cached per path, size and modification time)."""
+    st = Path(path).stat()
+    return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def mask_key(image_sha256: str, mask: Path) -> str:
+    """A mask's identity as a training target: its content hash paired with its image's (two empty masks
+    of the same size are the same file, but not the same annotation)."""
+    return hashlib.sha256(f"{image_sha256}:{file_sha256(mask)}".encode()).hexdigest()
+
+
+def training_data_hashes(train_records: Iterable[Any], val_records: Iterable[Any] = ()) -> dict[str, Any]:
+    """What a model saw: content hashes of its training images, of the masks among its targets (see
+    :func:`mask_key`), and of the validation images that chose its epoch. Stored as ``trained_on`` in the
+    model's ``teachseg.json``."""
+    images: set[str] = set()
+    masks: set[str] = set()
+    for rec in train_records:
+        image = file_sha256(rec.image)
+        images.add(image)
+        masks.update(mask_key(image, m) for m in rec.masks or ())
+    return {
+        "images": sorted(images),
+        "masks": sorted(masks),
+        "val_images": sorted({file_sha256(r.image) for r in val_records}),
+    }
