@@ -1,18 +1,30 @@
-"""Whole-slide prediction: teachseg end to end against MONAI's sliding_window_inference, and memory scaling.
+"""Whole-slide prediction: teachseg end to end against MONAI's sliding_window_inference, where the speed-up
+comes from, and memory scaling.
 
-Both sides run the same trained LinkNet-ResNet34 (trained here for a few dozen steps on the generated
-slide's "dark purple" regions, or loaded with ``--model``) with the same tile size:
+Every arm runs the same trained LinkNet-ResNet34 (trained here for a few dozen steps on the generated slide's
+"dark purple" regions, or loaded with ``--model``) with the same tile size:
 
-* teachseg: ``predict`` end to end (reading tiles through OpenSlide, tissue detection, bf16 inference on
-  tissue tiles, Gaussian blending to disk, pyramidal TIFF, GeoJSON, overlay and summary);
-* MONAI: ``sliding_window_inference`` (Gaussian, overlap 0.25, fp32) on the level-0 image already in memory.
+* MONAI fp32: ``sliding_window_inference`` (Gaussian, overlap 0.25, batch 8) on the level-0 image already in
+  memory, the model in fp32 and contiguous: MONAI's documented default;
+* MONAI bf16 + channels_last: the same call, with teachseg's own ``Predictor`` (the one ``predict`` uses:
+  autocast at the precision ``auto`` resolves to, channels_last) as MONAI's predictor, so it blends the same
+  probabilities;
+* teachseg without tissue mask: ``predict`` end to end with ``PredictOptions(tissue_mask=False)``: every tile
+  is predicted, streamed from the slide through OpenSlide, Gaussian-blended to disk, and written as a
+  pyramidal TIFF, GeoJSON, overlay and summary;
+* teachseg: ``predict`` end to end as a user runs it (tissue detection, tissue tiles only).
 
-Throughput is tissue megapixels per second on each side; the Dice agreement of the two masks must be at least
-0.98. Peak memory of predict is measured in a fresh subprocess for a slide and for one with 4x its area.
-Prints ``slide_memory_ratio_4x_area: X.XX`` and, last, ``slide_speedup_vs_monai: X.XX``.
+Throughput is tissue megapixels per second on each arm (the same tissue area for all); the Dice agreement of
+teachseg's mask with MONAI fp32's must be at least 0.98. The speed-up over MONAI fp32 is split into three
+factors whose product it is: precision and layout (MONAI fp32 / MONAI bf16), streaming with the end-to-end
+outputs (MONAI bf16 / teachseg without tissue mask; below 1 when streaming and writing cost more than they
+save) and tissue skipping (teachseg without tissue mask / teachseg). Peak memory of predict is measured in a
+fresh subprocess for a slide and for one with 4x its area. Prints ``slide_memory_ratio_4x_area: X.XX`` and,
+last, ``slide_speedup_vs_monai: X.XX`` (MONAI fp32 / teachseg).
 
     python benchmarks/bench_slide.py --quick      # a few minutes on a 2-core CPU
     python benchmarks/bench_slide.py              # 8192^2 and 16384^2 memory pair, 3 repeats
+    python benchmarks/bench_slide.py --smoke      # 1024^2 slide, 3 training steps: checks the script runs
 """
 
 from __future__ import annotations
@@ -105,49 +117,78 @@ def train_model(workdir: Path, steps: int, seed: int = 0, size: int = 4096) -> P
     return folder
 
 
-def run_teachseg(model_dir: Path, slide: Path, out: Path, repeats: int) -> tuple[float, float, dict]:
+def run_teachseg(
+    model_dir: Path, slide: Path, out: Path, repeats: int, tissue_mask: bool = True
+) -> tuple[float, float, dict]:
     from teachseg.inference.run import PredictOptions, load_predictor, predict_paths
 
     predictor, info = load_predictor(model_dir)
+    options = PredictOptions(tissue_mask=tissue_mask)
     times, cpu, summary = [], [], {}
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
-        (summary,) = predict_paths(predictor, info, [slide], out, PredictOptions(), progress=False)
+        (summary,) = predict_paths(predictor, info, [slide], out, options, progress=False)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    log(f"  teachseg runs: {', '.join(f'{s:.1f}' for s in times)} s (precision {info.precision})")
+    what = "" if tissue_mask else ", no tissue mask"
+    log(f"  teachseg runs: {', '.join(f'{s:.1f}' for s in times)} s (precision {info.precision}{what})")
     return statistics.median(times), statistics.median(cpu), summary
 
 
 def run_monai(
-    model_dir: Path, slide: Path, repeats: int, crop: int | None
+    model_dir: Path, slide: Path, repeats: int, crop: int | None, fast: bool = False
 ) -> tuple[float, float, np.ndarray]:
-    """Median seconds, CPU seconds and mask of MONAI on the level-0 image (or its central ``crop`` square)."""
+    """Median seconds, CPU seconds and mask of MONAI on the level-0 image (or its central ``crop`` square).
+
+    ``fast=False``: the model in fp32, contiguous, blending logits (MONAI's default). ``fast=True``: teachseg's
+    ``Predictor`` (autocast at the precision ``auto`` resolves to, channels_last) as MONAI's predictor,
+    blending probabilities as ``predict`` does.
+    """
     import torch
     from monai.inferers import sliding_window_inference
 
+    from teachseg.inference.run import load_predictor
     from teachseg.inference.slides import open_slide
     from teachseg.models import load_model_folder
 
-    model, meta = load_model_folder(model_dir)  # a fresh fp32 copy
     with open_slide(slide) as reader:
         w, h = reader.dimensions
         x0, y0 = ((w - crop) // 2, (h - crop) // 2) if crop else (0, 0)
         image = reader.read(0, x0, y0, crop or w, crop or h)
+    if fast:
+        predictor, info = load_predictor(model_dir)
+        _, meta = load_model_folder(model_dir)
+        mean, std, threshold = meta.mean, meta.std, meta.threshold
+        what = f"teachseg Predictor, precision {info.precision}, channels_last"
+        if "bf16" not in str(info.precision):
+            log(
+                f"  note: teachseg's precision policy chose {info.precision} on this machine, so the "
+                "'monai_bf16_channels_last' arm runs at that precision (as teachseg does)"
+            )
+
+        def network(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(predictor.predict_normalised(x.numpy()))[:, None]
+
+        to_prob = lambda out: out  # noqa: E731  (already probabilities)
+    else:
+        model, meta = load_model_folder(model_dir)  # a fresh fp32 copy
+        network, mean, std, threshold = model.eval(), meta.mean, meta.std, meta.threshold
+        what = "fp32"
+        to_prob = torch.sigmoid
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255)
     del image
-    x.sub_(torch.tensor(meta.mean).view(1, 3, 1, 1)).div_(torch.tensor(meta.std).view(1, 3, 1, 1))
+    x.sub_(torch.tensor(mean).view(1, 3, 1, 1)).div_(torch.tensor(std).view(1, 3, 1, 1))
     times, cpu, mask = [], [], np.zeros(0, bool)
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
         with torch.inference_mode():
-            logits = sliding_window_inference(x, (TILE, TILE), 8, model, overlap=0.25, mode="gaussian")
+            out = sliding_window_inference(x, (TILE, TILE), 8, network, overlap=0.25, mode="gaussian")
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-        mask = (torch.sigmoid(logits)[0, 0] >= meta.threshold).numpy()
-        del logits
+        mask = (to_prob(out)[0, 0] >= threshold).numpy()
+        del out
     log(
-        f"  monai runs: {', '.join(f'{s:.1f}' for s in times)} s (fp32{f', central {crop}^2 crop' if crop else ''})"
+        f"  monai runs: {', '.join(f'{s:.1f}' for s in times)} s ({what}{f', central {crop}^2 crop' if crop else ''})"
     )
     return statistics.median(times), statistics.median(cpu), mask
 
@@ -175,31 +216,49 @@ def compare(
     monai_repeats: int,
     crop: int | None,
 ) -> float:
-    """Both sides on one slide; prints throughputs and Dice, returns the speedup (MONAI seconds / teachseg)."""
+    """All four arms on one slide; prints throughputs, Dice and the factors of the speed-up, and returns the
+    speed-up of teachseg over MONAI fp32 (MONAI seconds / teachseg seconds)."""
     out = workdir / f"out_{slide.stem}"
     t_ours, cpu_ours, summary = run_teachseg(model_dir, slide, out, repeats)
+    t_all, cpu_all, _ = run_teachseg(
+        model_dir, slide, workdir / f"out_{slide.stem}_no_tissue_mask", repeats, tissue_mask=False
+    )
     w, h = summary["width"], summary["height"]
     crop = crop if crop and crop < min(w, h) else None
     t_monai, cpu_monai, monai_mask = run_monai(model_dir, slide, monai_repeats, crop)
+    t_fast, cpu_fast, fast_mask = run_monai(model_dir, slide, monai_repeats, crop, fast=True)
     ours = teachseg_mask(out, slide.stem, summary["threshold"])
     if crop:  # MONAI's cost is linear in pixels: scale its time from the crop to the whole slide
         x0, y0 = (w - crop) // 2, (h - crop) // 2
         ours = ours[y0 : y0 + crop, x0 : x0 + crop]
-        t_monai, cpu_monai = t_monai * w * h / crop**2, cpu_monai * w * h / crop**2
-    d = dice(ours, monai_mask)
+        scale = w * h / crop**2
+        t_monai, cpu_monai, t_fast, cpu_fast = (v * scale for v in (t_monai, cpu_monai, t_fast, cpu_fast))
     tissue_mp = summary["tissue_area_px"] / 1e6
     log(
         f"{label}: {w}x{h}, tissue {tissue_mp:.1f} MP ({tissue_mp / (w * h / 1e6):.0%}), "
         f"tiles {summary['tiles_predicted']}/{summary['tiles_total']}, tumour {monai_mask.mean():.1%} (MONAI mask)"
     )
-    log(
-        f"{label}_teachseg_tissue_mp_per_s: {tissue_mp / t_ours:.3f}  ({t_ours:.1f} s end to end, {cpu_ours:.0f} cpu-s)"
-    )
     extra = f", extrapolated from the {crop}^2 crop" if crop else ""
+    arms = [
+        ("monai_fp32", t_monai, cpu_monai, f"inference{extra}"),
+        ("monai_bf16_channels_last", t_fast, cpu_fast, f"inference{extra}"),
+        ("teachseg_no_tissue_mask", t_all, cpu_all, "end to end"),
+        ("teachseg", t_ours, cpu_ours, "end to end"),
+    ]
+    for name, seconds, cpu_s, what in arms:
+        log(
+            f"{label}_{name}_tissue_mp_per_s: {tissue_mp / seconds:.3f}  ({seconds:.1f} s {what}, {cpu_s:.0f} cpu-s)"
+        )
+    on_crop = " (on the crop)" if crop else ""
+    log(f"{label}_dice_teachseg_vs_monai: {dice(ours, monai_mask):.4f}{on_crop}")
+    log(f"{label}_dice_teachseg_vs_monai_bf16: {dice(ours, fast_mask):.4f}{on_crop}")
+    log(f"{label}_dice_monai_bf16_vs_monai_fp32: {dice(fast_mask, monai_mask):.4f}{on_crop}")
+    log(f"{label}_speedup_from_precision_and_layout: {t_monai / t_fast:.2f}  (MONAI fp32 / MONAI bf16)")
     log(
-        f"{label}_monai_tissue_mp_per_s: {tissue_mp / t_monai:.3f}  ({t_monai:.1f} s inference{extra}, {cpu_monai:.0f} cpu-s)"
+        f"{label}_speedup_from_streaming_and_outputs: {t_fast / t_all:.2f}  "
+        "(MONAI bf16 in memory / teachseg without tissue mask, end to end)"
     )
-    log(f"{label}_dice_teachseg_vs_monai: {d:.4f}{' (on the crop)' if crop else ''}")
+    log(f"{label}_speedup_from_tissue_skipping: {t_all / t_ours:.2f}  (teachseg without / with tissue mask)")
     return t_monai / t_ours
 
 
@@ -241,9 +300,15 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="one MONAI run, smaller memory pair (4096^2 vs 8192^2)"
     )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="1024^2 slide, 3 training steps, no CMU slide, 512^2 vs 1024^2 memory pair: checks the script "
+        "end to end; figures are meaningless",
+    )
     ap.add_argument("--model", type=Path, help="model folder to use instead of training one here")
-    ap.add_argument("--size", type=int, default=8192, help="side of the generated slide")
-    ap.add_argument("--steps", type=int, default=60, help="training steps for the benchmark model")
+    ap.add_argument("--size", type=int, default=None, help="side of the generated slide (8192)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps for the benchmark model (60)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "teachseg-bench-slide")
     ap.add_argument("--_memory-child", nargs=3, dest="memory_child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -251,26 +316,35 @@ def main() -> None:
         memory_child(*args.memory_child)
         return
 
+    if args.size is None:
+        args.size = 1024 if args.smoke else 8192
+    if args.steps is None:
+        args.steps = 3 if args.smoke else 60
+    quick = args.quick or args.smoke
     workdir = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    repeats, monai_repeats = (1, 1) if args.quick else (3, 3)
-    crop = args.size // 2 if args.quick else None  # quick: MONAI on the central quarter, time scaled by area
+    repeats, monai_repeats = (1, 1) if quick else (3, 3)
+    crop = args.size // 2 if quick else None  # quick: MONAI on the central quarter, time scaled by area
     slide = make_slide(workdir, args.size)
     model_dir = args.model or train_model(workdir, args.steps)
     log(f"model: {model_dir}")
 
     speedup = compare("synthetic", model_dir, slide, workdir, repeats, monai_repeats, crop)
-    if CMU_SMALL.is_file():
+    if args.smoke:
+        log("cmu_small: skipped (--smoke)")
+    elif CMU_SMALL.is_file():
         cmu_speedup = compare("cmu_small", model_dir, CMU_SMALL, workdir, repeats, monai_repeats, None)
         log(f"cmu_small_speedup_vs_monai: {cmu_speedup:.2f}")
     else:
         log(f"cmu_small: skipped ({CMU_SMALL} not found)")
 
-    small_side = args.size // 2 if args.quick else args.size
+    small_side = args.size // 2 if quick else args.size
     small, large = make_slide(workdir, small_side), make_slide(workdir, small_side * 2)
     mem_small = peak_memory_mb(model_dir, small, workdir / "mem_small")
     mem_large = peak_memory_mb(model_dir, large, workdir / "mem_large")
     log(f"peak_rss_mb: {small_side}^2 {mem_small:.0f}, {2 * small_side}^2 {mem_large:.0f}")
+    if args.smoke:
+        log("smoke run: too small a slide and model for the figures to mean anything")
     log(f"slide_memory_ratio_4x_area: {mem_large / mem_small:.2f}")
     log(f"slide_speedup_vs_monai: {speedup:.2f}")
 
