@@ -155,3 +155,39 @@ def test_sigkill_mid_student_then_resume(
     assert [g["generation"] for g in lineage["generations"]] == [0, 1]
     metrics = (run_dir / "gen1" / "metrics.csv").read_text().strip().splitlines()
     assert len(metrics) == 1 + 6  # header + every student epoch exactly once
+
+
+def test_unlabelled_copies_of_held_out_images_are_left_out_and_counted(
+    tmp_path: Path, synth_data: Path
+) -> None:
+    """Issue 8: an unlabelled image with a validation or test image's pixels is never pseudo-labelled, and
+    lineage.json counts what was left out."""
+    import yaml
+
+    from tests.conftest import TINY, _merge
+
+    extra = tmp_path / "copies"
+    extra.mkdir()
+    for image in sorted((synth_data / "images").glob("*.png")):
+        shutil.copy(image, extra / f"copy_{image.name}")
+    cfg = _merge(
+        _merge(TINY, {"selftrain": {"max_generations": 1, "tta": False}, "data": {"test_fraction": 0.2}}),
+        {
+            "output_dir": str(tmp_path / "runs"),
+            "name": "copies",
+            "data": {"root": str(synth_data), "unlabelled_dirs": [str(extra)]},
+        },
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert run(["selftrain", str(path)]) == 0
+    run_dir = tmp_path / "runs" / "copies"
+    split = read_json(run_dir / "split.json")
+    held_out = set(split["val"]) | set(split["test"])
+    excluded = set(split["unlabelled_excluded"])
+    copies = {f"copy_{Path(i).name}" for i in held_out}
+    assert {Path(i).name for i in excluded} == copies
+    assert split["unlabelled_excluded_count"] == len(held_out)
+    assert read_json(run_dir / "lineage.json")["unlabelled_excluded"] == len(held_out)
+    manifest = read_json(run_dir / "pseudo" / "gen1" / "manifest.json")
+    assert not {Path(i["id"]).name for i in manifest["images"]} & copies
