@@ -81,3 +81,12 @@ def test_test_split_comparison_is_not_labelled(experiment_report):
     rows = _csv(experiment_report.folder / "tables" / "paired_dice.csv")
     assert {r[2] for r in rows[1:]} == {"test"}
     assert 'class="alert"' not in outputs["report.html"]
+
+
+def test_report_command_prints_the_selection_bias_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from teachseg.cli import run
+
+    exp = make_experiment(tmp_path / "exp", tmp_path / "data", test=False)
+    assert run(["report", str(exp), "--out", str(tmp_path / "rep")]) == 0
+    err = capsys.readouterr().err
+    assert "note:" in err and LABEL.capitalize() in err and "test_fraction" in err

@@ -34,4 +34,6 @@ def report(run_dir: RunDirArg, out_dir: ReportOutOpt = None) -> None:
             f"{len(result.warnings)} problem(s) with the run files; the report shows what could be read.",
             highlight=False,
         )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, markup=True, soft_wrap=True)
     out.print(str(result.html), highlight=False, soft_wrap=True)

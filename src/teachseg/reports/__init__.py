@@ -16,12 +16,14 @@ __all__ = ["ReportResult", "build_report", "build_report_with_warnings"]
 
 
 class ReportResult:
-    """Where the report was written and the problems met while reading the run folder."""
+    """Where the report was written, the problems met while reading the run folder, and the caveats the
+    report shows prominently (e.g. a Teacher-vs-Student comparison on validation images: selection-biased)."""
 
-    def __init__(self, html: Path, warnings: list[str]):
+    def __init__(self, html: Path, warnings: list[str], notes: list[str] | None = None):
         self.html = html
         self.folder = html.parent
         self.warnings = warnings
+        self.notes = notes or []
 
 
 def build_report_with_warnings(run_dir: str | Path, out: str | Path | None = None) -> ReportResult:
@@ -33,7 +35,7 @@ def build_report_with_warnings(run_dir: str | Path, out: str | Path | None = Non
     warn = Warnings()
     rep = assemble(run_dir, warn)
     html = write_report(rep, Path(out) if out is not None else run_dir / "report")
-    return ReportResult(html, list(warn))
+    return ReportResult(html, list(warn), [s.alert for s in rep.sections if s.alert])
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
