@@ -195,3 +195,51 @@ def test_output_path_that_is_a_file(tmp_path, model_dir, slide, capsys):
     blocker.write_text("a file, not a folder")
     assert run(["predict", str(model_dir), str(slide), "--out", str(blocker / "out")]) == 2
     assert "cannot write" in _one_error_line(capsys)
+
+
+def test_slide_without_resolution_needs_slide_mpp(tmp_path, model_dir, capsys):
+    from teachseg.inference.synthetic import synthetic_slide
+
+    nompp = tmp_path / "nompp.tif"
+    synthetic_slide(nompp, 1024, mpp=None, seed=5, tile=128)  # two levels: a slide, not an image
+    out = tmp_path / "out"
+    args = ["predict", str(model_dir), str(nompp), "--out", str(out), "--no-progress"]
+    assert run(args) == 2
+    err = _one_error_line(capsys)
+    assert "nompp.tif" in err and "--slide-mpp VALUE" in err and "--ignore-mpp" in err
+    assert run([*args, "--slide-mpp", "0.5", "--ignore-mpp"]) == 2
+    assert "contradict" in _one_error_line(capsys)
+    assert run([*args, "--slide-mpp", "0.25"]) == 0
+    summary = json.loads((out / "nompp_summary.json").read_text())
+    # level 1 is then at 0.5 um/px, the model's resolution: read as it is
+    assert summary["mpp_source"] == "--slide-mpp" and summary["mpp_used"] == 0.5 and summary["level"] == 1
+    assert run([*args, "--ignore-mpp"]) == 0
+    summary = json.loads((out / "nompp_summary.json").read_text())
+    assert summary["mpp_source"] == "ignored" and summary["level"] == 0
+
+
+def test_resume_removes_work_folders_of_a_killed_run(tmp_path, model_dir, slide, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(tmp_path / "frame.png")
+    out = tmp_path / "out"
+    args = [
+        "predict",
+        str(model_dir),
+        str(slide),
+        str(tmp_path / "frame.png"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert run(args) == 0
+    # what a SIGKILL mid-slide leaves: the slide's hidden work folder (and the ONNX export folder), no summary
+    (out / "slide_summary.json").unlink()
+    for hidden in (".slide.work.k1ll3d", ".frame.work.0ld", ".teachseg-export.x9"):
+        (out / hidden).mkdir()
+        (out / hidden / "prob.u8").write_bytes(b"\0" * 1024)
+    assert run([*args, "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "removed .slide.work.k1ll3d" in said and "frame: complete, skipped" in said
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert json.loads((out / "slide_summary.json").read_text())["kind"] == "slide"

@@ -19,6 +19,14 @@ MppOpt = Annotated[
         help="Resolution to work at (um/px); the closest pyramid level is used. Default: the model's.",
     ),
 ]
+PredictMppOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--mpp",
+        help="Resolution to predict at (um/px): read from the nearest level at least as fine and resized to "
+        "it. Default: the model's.",
+    ),
+]
 LevelOpt = Annotated[int | None, typer.Option("--level", help="Pyramid level to work at (overrides --mpp).")]
 TileOpt = Annotated[
     int | None, typer.Option("--tile", help="Tile size in pixels. Default: the model's image_size.")
@@ -32,8 +40,23 @@ def predict(
         list[Path], typer.Argument(help="Slides, images or folders of them.", show_default=False)
     ],
     out_dir: OutOpt,
-    mpp: MppOpt = None,
+    mpp: PredictMppOpt = None,
     level: LevelOpt = None,
+    slide_mpp: Annotated[
+        float | None,
+        typer.Option(
+            "--slide-mpp",
+            min=1e-6,
+            help="The slides' level-0 resolution (um/px), for slides that record none (overrides the file's).",
+        ),
+    ] = None,
+    ignore_mpp: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-mpp",
+            help="Predict slides at level 0 as they are, whatever their and the model's um/px.",
+        ),
+    ] = False,
     tile: TileOpt = None,
     overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=0.9, help="Tile overlap share.")] = 0.25,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per model call.")] = 8,
@@ -94,16 +117,25 @@ def predict(
     """Predict tumour on slides and images: probability TIFF, QuPath GeoJSON, overlay and summary per input."""
     import tempfile
 
-    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths
+    from teachseg.errors import ConfigError
+    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths, remove_stale_exports
     from teachseg.io import ensure_writable_dir
 
+    if slide_mpp is not None and ignore_mpp:
+        raise ConfigError(
+            "--slide-mpp and --ignore-mpp contradict each other", fix="give one of them, not both"
+        )
     ensure_writable_dir(out_dir)
+    if resume:
+        remove_stale_exports(out_dir)
     opts = PredictOptions(
         tile=tile,
         overlap=overlap,
         batch_size=batch_size,
         mpp=mpp,
         level=level,
+        slide_mpp=slide_mpp,
+        ignore_mpp=ignore_mpp,
         tissue_mask=tissue_mask,
         threshold=threshold,
         min_area_um2=min_area,

@@ -7,6 +7,7 @@ reader -> level by mpp -> thumbnail -> tissue -> tile grid -> batched predictor 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import glob
 import shutil
 import tempfile
 import time
@@ -22,7 +23,15 @@ from teachseg.inference import writers
 from teachseg.inference.blending import BandBlender, RawRaster
 from teachseg.inference.polygons import Vectorised, vectorise_mask
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.slides import SUPPORTED_SUFFIXES, ArrayReader, SlideReader, choose_level, open_slide
+from teachseg.inference.resolution import (
+    SOURCE_IGNORED,
+    SOURCE_METADATA,
+    SOURCE_MODEL_NONE,
+    SOURCE_OPTION,
+    ResampledReader,
+    plan_resolution,
+)
+from teachseg.inference.slides import SUPPORTED_SUFFIXES, ArrayReader, SlideReader, open_slide
 from teachseg.inference.tiling import Tile, gaussian_weight, tile_grid, tiles_touching
 from teachseg.inference.tissue import detect_tissue
 from teachseg.io import read_json, write_json, write_png
@@ -39,8 +48,10 @@ class PredictOptions:
     tile: int | None = None
     overlap: float = 0.25
     batch_size: int = 8
-    mpp: float | None = None
+    mpp: float | None = None  # resolution to predict at (um/px); None: the model's
     level: int | None = None
+    slide_mpp: float | None = None  # the slides' level-0 um/px, overriding their metadata
+    ignore_mpp: bool = False  # predict slides at level 0 whatever the resolutions
     tissue_mask: bool = True
     threshold: float | None = None
     min_area_um2: float = 500.0
@@ -170,6 +181,8 @@ def predict_input(
     """Predict one slide or image and write its outputs; returns the summary."""
     start = time.perf_counter()
     with open_slide(path) as reader:
+        if opts.slide_mpp is not None:
+            reader.mpp = opts.slide_mpp
         w, h = reader.dimensions
         ordinary = not reader.is_slide_format and len(reader.levels) == 1 and max(w, h) <= ORDINARY_MAX_SIDE
         if ordinary:
@@ -208,8 +221,18 @@ def _predict_slide(
 
     tile = opts.tile or model.image_size
     threshold = model.threshold if opts.threshold is None else opts.threshold
-    level = choose_level(reader, opts.mpp if opts.mpp is not None else model.mpp, opts.level)
-    lv = reader.levels[level]
+    res = plan_resolution(
+        reader,
+        opts.mpp if opts.mpp is not None else model.mpp,
+        level=opts.level,
+        ignore_mpp=opts.ignore_mpp,
+        mpp_source=_slide_mpp_source(opts),
+    )
+    level = res.level
+    # predict on the level as it is, or on a virtual level at exactly the model's resolution
+    source: SlideReader = ResampledReader(reader, level, res.downsample) if res.resampled(reader) else reader
+    src_level = 0 if source is not reader else level
+    lv = source.levels[src_level]
     thumb, thumb_ds = reader.thumbnail(opts.thumb_max_side)
     if opts.tissue_mask:
         tissue = detect_tissue(thumb, margin=0)
@@ -230,13 +253,12 @@ def _predict_slide(
     try:
         raster = RawRaster(workdir / "prob.u8", lv.height, lv.width)
         blender = BandBlender(raster, tile, gaussian_weight(tile), threshold)
-        stitch(reader, level, tiles, predictor, blender, tile, opts.batch_size, on_batch)
+        stitch(source, src_level, tiles, predictor, blender, tile, opts.batch_size, on_batch)
         pyramid = writers.build_pyramid(raster, workdir)
-        level_mpp = reader.level_mpp(level)
         writers.write_pyramid_tiff(
             out_dir / files["probability"],
             pyramid,
-            level_mpp,
+            source.level_mpp(src_level),
             description=f"teachseg tumour probability x255 ({name})",
         )
         thr_u8 = int(np.ceil(threshold * 255.0 - 1e-6))
@@ -261,8 +283,14 @@ def _predict_slide(
     mm2 = (reader.mpp**2 / 1e6) if reader.mpp else None
     summary.update(
         level=level,
-        level_downsample=lv.downsample,
+        level_downsample=reader.levels[level].downsample,
         level_mpp=reader.level_mpp(level),
+        mpp_used=res.mpp,
+        mpp_source=res.source,
+        predict_downsample=lv.downsample,
+        resampled=source is not reader,
+        predict_width=lv.width,
+        predict_height=lv.height,
         tile=tile,
         overlap=opts.overlap,
         threshold=threshold,
@@ -291,6 +319,26 @@ def _predict_slide(
 #: ``predict`` warns: simplification moves it by far less; a coarser vectorised level than the predicted one
 #: (slides larger than ``vector_max_side``) can move it by more.
 AREA_TOLERANCE = 0.02
+
+
+def _slide_mpp_source(opts: PredictOptions) -> str:
+    return SOURCE_OPTION if opts.slide_mpp is not None else SOURCE_METADATA
+
+
+def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
+    """Remove the hidden ``.NAME.work.*`` folders a killed run left in ``out_dir``; returns them."""
+    stale = [p for p in out_dir.glob(f".{glob.escape(name)}.work.*") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+
+def remove_stale_exports(out_dir: Path) -> list[Path]:
+    """Remove the hidden ``.teachseg-export.*`` folders (ONNX exports) a killed ``predict`` left behind."""
+    stale = [p for p in out_dir.glob(".teachseg-export.*") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
 
 
 def _polygon_accounting(
@@ -370,6 +418,9 @@ def _predict_ordinary(
     writers.write_overlay(out_dir / files["overlay"], image, mask)
     summary = _summary_head(reader, "image", model)
     summary.update(
+        # ordinary images are predicted at their own pixels (or resized to image_size): their mpp is not used
+        mpp_used=None if resize else reader.mpp,
+        mpp_source=SOURCE_MODEL_NONE if resize and model.mpp is None else SOURCE_IGNORED,
         resized_to_model=bool(resize),
         tile=None if resize else tile,
         threshold=threshold,
@@ -455,9 +506,16 @@ def predict_paths(
         disable=not progress,
         transient=True,
     )
+    if log and model.mpp is None and opts.mpp is None and opts.level is None and not opts.ignore_mpp:
+        log("the model records no resolution (mpp): slides are predicted at level 0 as they are")
     with bar:
         overall = bar.add_task("inputs", total=len(files), visible=len(files) > 1)
         for path, name in zip(files, names, strict=True):
+            if opts.resume:
+                # a killed run leaves its hidden work folder behind; nothing in it is reusable
+                for stale in remove_stale_work(out_dir, name):
+                    if log:
+                        log(f"{name}: removed {stale.name} left by an interrupted run (--resume)")
             if opts.resume and is_complete(out_dir, name):
                 if log:
                     log(f"{name}: complete, skipped (--resume)")

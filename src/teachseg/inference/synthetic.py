@@ -27,14 +27,20 @@ def write_pyramid_rgb(
     mpp: float | None = 0.5,
     tile: int = 256,
     min_side: int = 512,
-    compression: str = "jpeg",
+    compression: str | int = "jpeg",
+    factor: int = 2,
+    description: str | None = None,
 ) -> Path:
-    """Write a tiled pyramidal RGB TIFF (one IFD per level, halving until ``min_side``).
+    """Write a tiled pyramidal RGB TIFF (one IFD per level, shrinking by ``factor`` until ``min_side``).
 
     Args:
         render: an (H, W, 3) uint8 array, or ``render(level_downsample, y, x, h, w)`` returning that region of
             the level in level pixels.
         mpp: level-0 resolution written as pixels per centimetre (None: no resolution tags).
+        compression: a tifffile compression name or TIFF code (e.g. ``"jpeg"``, ``"jpeg2000"``).
+        factor: downsample between consecutive levels (2; 4 as in Aperio SVS).
+        description: level 0's ImageDescription (``"Aperio Image Library ..."`` makes OpenSlide read an
+            ``.svs`` as Aperio, which decodes Aperio JPEG2000, compression 33003/33005).
     """
     import tifffile
 
@@ -56,9 +62,9 @@ def write_pyramid_rgb(
     levels = []
     while True:
         levels.append(ds)
-        if max(width, height) // (ds * 2) < min_side:
+        if max(width, height) // (ds * factor) < min_side:
             break
-        ds *= 2
+        ds *= factor
 
     def tiles(ds: int, h: int, w: int) -> Iterator[np.ndarray]:
         for y in range(0, h, tile):
@@ -80,6 +86,7 @@ def write_pyramid_rgb(
                 photometric="rgb",
                 compression=compression,
                 subfiletype=1 if i else 0,
+                description=description if i == 0 else None,
                 metadata=None,
                 **kw,
                 **res,
