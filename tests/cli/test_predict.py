@@ -238,6 +238,8 @@ def test_resume_removes_work_folders_of_a_killed_run(tmp_path, model_dir, slide,
     for hidden in (".slide.work.k1ll3d", ".frame.work.0ld", ".teachseg-export.x9"):
         (out / hidden).mkdir()
         (out / hidden / "prob.u8").write_bytes(b"\0" * 1024)
+    (out / ".slide_prob.k1ll3d00.tmp.tif").write_bytes(b"II*\0")  # an output being renamed into place
+    (out / ".slide.k1ll3d00.tmp.geojson").write_text("{")
     assert run([*args, "--resume"]) == 0
     said = capsys.readouterr().out
     assert "removed .slide.work.k1ll3d" in said and "frame: complete, skipped" in said

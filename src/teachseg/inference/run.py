@@ -326,18 +326,32 @@ def _slide_mpp_source(opts: PredictOptions) -> str:
 
 
 def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
-    """Remove the hidden ``.NAME.work.*`` folders a killed run left in ``out_dir``; returns them."""
-    stale = [p for p in out_dir.glob(f".{glob.escape(name)}.work.*") if p.is_dir()]
+    """Remove what a killed run left for ``name`` in ``out_dir``; returns the paths removed.
+
+    That is the hidden ``.NAME.work.*`` folder (tiles blended so far, on disk without a record of which
+    tiles they were, so it is not reusable) and the hidden temporary files of outputs being renamed into
+    place (``.NAME_prob.XXXXXXXX.tmp.tif`` ...).
+    """
+    stems = [name] + [f"{name}{ending.rsplit('.', 1)[0]}" for ending in (*_OUTPUT_ENDINGS, "_summary.json")]
+    patterns = [f".{glob.escape(name)}.work.*"] + [f".{glob.escape(s)}.{'?' * 8}.tmp*" for s in stems]
+    stale = sorted({p for pattern in patterns for p in out_dir.glob(pattern)})
     for p in stale:
-        shutil.rmtree(p, ignore_errors=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return stale
 
 
 def remove_stale_exports(out_dir: Path) -> list[Path]:
-    """Remove the hidden ``.teachseg-export.*`` folders (ONNX exports) a killed ``predict`` left behind."""
-    stale = [p for p in out_dir.glob(".teachseg-export.*") if p.is_dir()]
+    """Remove the hidden ONNX export folders and write probes (``.teachseg-export.*``, ``.teachseg-probe*``)
+    a killed ``predict`` left behind."""
+    stale = sorted([*out_dir.glob(".teachseg-export.*"), *out_dir.glob(".teachseg-probe*")])
     for p in stale:
-        shutil.rmtree(p, ignore_errors=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return stale
 
 
