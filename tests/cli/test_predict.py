@@ -245,3 +245,42 @@ def test_resume_removes_work_folders_of_a_killed_run(tmp_path, model_dir, slide,
     assert "removed .slide.work.k1ll3d" in said and "frame: complete, skipped" in said
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert json.loads((out / "slide_summary.json").read_text())["kind"] == "slide"
+
+
+@pytest.mark.slow
+def test_sigkilled_predict_resumes_without_leftovers(tmp_path, model_dir):
+    """A real SIGKILL mid-slide leaves the hidden work folder; --resume removes it and finishes the slide."""
+    import signal
+    import subprocess
+    import time
+
+    from teachseg.inference.synthetic import synthetic_slide
+
+    from ..conftest import teachseg_cmd
+
+    big = tmp_path / "big.tif"
+    synthetic_slide(big, 2048, mpp=0.5, seed=1, tile=256)
+    out = tmp_path / "out"
+    args = ["predict", str(model_dir), str(big), "--out", str(out), "--no-progress", "--no-tissue-mask"]
+    log = open(tmp_path / "killed.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [*teachseg_cmd(), *args, "--batch-size", "1"], stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while not (out.is_dir() and list(out.glob(".big.work.*/prob.u8"))):
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+            assert time.monotonic() < deadline, "no work folder within 2 minutes"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert list(out.glob(".big.work.*")) and not (out / "big_summary.json").exists()
+    assert run([*args, "--resume"]) == 0
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert json.loads((out / "big_summary.json").read_text())["kind"] == "slide"
