@@ -229,6 +229,7 @@ def _predict_slide(
         mpp_source=_slide_mpp_source(opts),
     )
     level = res.level
+    w0, h0 = reader.dimensions
     # predict on the level as it is, or on a virtual level at exactly the model's resolution
     source: SlideReader = ResampledReader(reader, level, res.downsample) if res.resampled(reader) else reader
     src_level = 0 if source is not reader else level
@@ -255,11 +256,14 @@ def _predict_slide(
         blender = BandBlender(raster, tile, gaussian_weight(tile), threshold)
         stitch(source, src_level, tiles, predictor, blender, tile, opts.batch_size, on_batch)
         pyramid = writers.build_pyramid(raster, workdir)
+        # the TIFF spans the slide's level-0 extent: its resolution tags make the scale exact per axis
+        prob_ds, prob_mpp = writers.overlay_scale((w0, h0), (lv.width, lv.height), reader.mpp)
         writers.write_pyramid_tiff(
             out_dir / files["probability"],
             pyramid,
-            source.level_mpp(src_level),
-            description=f"teachseg tumour probability x255 ({name})",
+            prob_mpp,
+            description=f"teachseg tumour probability x255 ({name}); level-0 pixels per pixel: "
+            f"x {prob_ds[0]:.9g}, y {prob_ds[1]:.9g}",
         )
         thr_u8 = int(np.ceil(threshold * 255.0 - 1e-6))
         vec, vec_ds = writers.threshold_level(pyramid, opts.vector_max_side, thr_u8)
@@ -267,7 +271,9 @@ def _predict_slide(
         min_area = opts.min_area_um2 / reader.mpp**2 if reader.mpp else opts.min_area_px
         vector = vectorise_mask(vec, scale, min_area=min_area, simplify=opts.simplify_px * scale)
         del vec
-        writers.write_geojson(out_dir / files["geojson"], writers.geojson_features(vector.polygons))
+        writers.write_geojson(
+            out_dir / files["geojson"], writers.geojson_features(vector.polygons, mpp=reader.mpp)
+        )
         small, _ = writers.read_level_for(pyramid, max(thumb.shape[:2]))
         small = writers.resize_to(small, thumb.shape[1], thumb.shape[0])
         writers.write_overlay(out_dir / files["overlay"], thumb, small >= thr_u8)
@@ -288,6 +294,9 @@ def _predict_slide(
         mpp_used=res.mpp,
         mpp_source=res.source,
         predict_downsample=lv.downsample,
+        probability_downsample=[round(d, 9) for d in prob_ds],
+        probability_mpp=None if prob_mpp is None else [round(m, 9) for m in prob_mpp],
+        overlay_downsample=round(w0 / thumb.shape[1], 9),
         resampled=source is not reader,
         predict_width=lv.width,
         predict_height=lv.height,

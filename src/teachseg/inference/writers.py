@@ -16,6 +16,8 @@ from teachseg.io import atomic_path, write_png, write_text
 
 TUMOUR_CLASS = "Tumor"  # QuPath's built-in class name
 TUMOUR_COLOUR = (200, 0, 0)
+AREA_UM2 = "Area \u00b5m^2"  # QuPath's measurement name (micro sign, as QuPath writes it)
+AREA_PX2 = "Area px^2"
 
 
 # ---------------------------------------------------------------- pyramid
@@ -54,21 +56,28 @@ def _tiles(raster: RawRaster, tile: int) -> Iterator[np.ndarray]:
 
 
 def write_pyramid_tiff(
-    path: str | Path, levels: list[RawRaster], mpp: float | None, tile: int = 256, description: str = ""
+    path: str | Path,
+    levels: list[RawRaster],
+    mpp: float | tuple[float, float] | None,
+    tile: int = 256,
+    description: str = "",
 ) -> Path:
     """Write a tiled, zlib-compressed, 8-bit pyramidal TIFF (one IFD per level) that OpenSlide reads.
 
-    ``mpp`` is the resolution of ``levels[0]`` in micrometres per pixel (stored as pixels per cm).
+    ``mpp`` is the resolution of ``levels[0]`` in micrometres per pixel, one value or ``(x, y)``; it is
+    stored per axis as pixels per cm (``levels[0].width / level.width`` coarser on the lower levels).
     """
     import tifffile
 
+    mpp_x, mpp_y = (mpp, mpp) if not isinstance(mpp, tuple) else mpp
     raw_bytes = sum(lv.height * lv.width for lv in levels)
     with atomic_path(path, suffix=".tif") as tmp, tifffile.TiffWriter(tmp, bigtiff=raw_bytes > 2**31) as tw:
         for i, lv in enumerate(levels):
             kwargs: dict[str, Any] = {}
-            if mpp:
-                ppcm = 1e4 / (mpp * levels[0].width / lv.width)
-                kwargs.update(resolution=(ppcm, ppcm), resolutionunit="CENTIMETER")
+            if mpp_x and mpp_y:
+                ppcm_x = 1e4 / (mpp_x * levels[0].width / lv.width)
+                ppcm_y = 1e4 / (mpp_y * levels[0].height / lv.height)
+                kwargs.update(resolution=(ppcm_x, ppcm_y), resolutionunit="CENTIMETER")
             tw.write(
                 _tiles(lv, tile),
                 shape=(lv.height, lv.width),
@@ -82,6 +91,20 @@ def write_pyramid_tiff(
                 **kwargs,
             )
     return Path(path)
+
+
+def overlay_scale(
+    slide_size: tuple[int, int], raster_size: tuple[int, int], mpp0: float | None
+) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """Level-0 pixels per raster pixel (x, y) of a raster spanning the whole slide, and its exact um/px.
+
+    The raster's resolution tags carry this um/px, so that QuPath and OpenSlide, which place an image by its
+    physical size, lay it over the slide's level-0 extent without manual scaling: ``width x mpp`` of the
+    raster equals ``width x mpp`` of the slide on each axis, whatever the rounding of the raster's size.
+    """
+    (w0, h0), (w, h) = slide_size, raster_size
+    ds = (w0 / w, h0 / h)
+    return ds, None if not mpp0 else (mpp0 * ds[0], mpp0 * ds[1])
 
 
 def pick_level(levels: list[RawRaster], max_side: int) -> tuple[RawRaster, float]:
@@ -112,9 +135,17 @@ def threshold_level(
 
 
 def geojson_features(
-    polygons: list[Any], name: str = TUMOUR_CLASS, colour: tuple[int, int, int] = TUMOUR_COLOUR
+    polygons: list[Any],
+    name: str = TUMOUR_CLASS,
+    colour: tuple[int, int, int] = TUMOUR_COLOUR,
+    mpp: float | None = None,
 ) -> dict:
-    """A QuPath-compatible FeatureCollection of annotation polygons."""
+    """A FeatureCollection of annotations as QuPath exports and imports them (level-0 pixel coordinates).
+
+    Each polygonal part is one feature with ``objectType: annotation``, a ``classification`` (name and RGB
+    colour) and ``measurements``: ``Area µm^2`` when the slide's level-0 ``mpp`` is known (QuPath's own
+    name for it), else ``Area px^2``.
+    """
     from shapely.geometry import mapping
 
     from teachseg.inference.polygons import polygonal_parts
@@ -123,6 +154,7 @@ def geojson_features(
     for p in (part for g in polygons for part in polygonal_parts(g)):
         geom = mapping(p)
         geom["coordinates"] = [[[round(x, 2), round(y, 2)] for x, y in r] for r in geom["coordinates"]]
+        area = {AREA_UM2: round(p.area * mpp**2, 3)} if mpp else {AREA_PX2: round(p.area, 2)}
         features.append(
             {
                 "type": "Feature",
@@ -132,6 +164,7 @@ def geojson_features(
                     "objectType": "annotation",
                     "classification": {"name": name, "color": list(colour)},
                     "isLocked": False,
+                    "measurements": area,
                 },
             }
         )
@@ -139,7 +172,8 @@ def geojson_features(
 
 
 def write_geojson(path: str | Path, collection: dict) -> Path:
-    return write_text(path, json.dumps(collection, separators=(",", ":")) + "\n")
+    # UTF-8 with the micro sign as it is, as QuPath writes its own exports
+    return write_text(path, json.dumps(collection, separators=(",", ":"), ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------- overlay
