@@ -58,6 +58,7 @@ def test_predict_slide_and_image(tmp_path, model_dir, slide, capsys):
     assert run([*args, "--batch-size", "16"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "cohort.csv",  # one row per input
         "frame_mask.png",
         "frame_overlay.png",
         "frame_prob.png",
@@ -284,3 +285,14 @@ def test_sigkilled_predict_resumes_without_leftovers(tmp_path, model_dir):
     assert run([*args, "--resume"]) == 0
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert json.loads((out / "big_summary.json").read_text())["kind"] == "slide"
+
+
+def test_cohort_list_with_a_missing_path(tmp_path, model_dir, slide, capsys):
+    listing = tmp_path / "slides.txt"
+    listing.write_text(f"{slide}\nnot-here.svs\n")
+    out = tmp_path / "out"
+    assert run(["predict", str(model_dir), str(listing), "--out", str(out), "--no-progress"]) == 2
+    err = _one_error_line(capsys)
+    assert "1 of 2 inputs" in err and "failures.csv" in err
+    assert "not-here.svs" in (out / "failures.csv").read_text()
+    assert "slide" in (out / "cohort.csv").read_text().splitlines()[1]

@@ -37,7 +37,11 @@ TileOpt = Annotated[
 def predict(
     model_dir: ModelDirArg,
     inputs: Annotated[
-        list[Path], typer.Argument(help="Slides, images or folders of them.", show_default=False)
+        list[Path],
+        typer.Argument(
+            help="Slides, images, folders of them, or .txt files listing their paths (one a line).",
+            show_default=False,
+        ),
     ],
     out_dir: OutOpt,
     mpp: PredictMppOpt = None,

@@ -89,6 +89,7 @@ def discover_inputs(paths: list[Path], out_dir: Path | None = None) -> list[Path
         if p.is_file():
             found.append(p)
             continue
+        before = len(found)
         for f in sorted(p.rglob("*")):
             if not f.is_file() or f.name.startswith(".") or f.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
@@ -97,6 +98,12 @@ def discover_inputs(paths: list[Path], out_dir: Path | None = None) -> list[Path
             if out_resolved is not None and out_resolved in f.resolve().parents:
                 continue
             found.append(f)
+        if len(found) == before and len(paths) > 1:
+            raise DataError(
+                "the folder holds no slide or image",
+                path=p,
+                fix=f"give a folder holding {', '.join(SUPPORTED_SUFFIXES)}, or leave it out",
+            )
     if not found:
         raise DataError(
             "no slides or images found",
@@ -508,23 +515,42 @@ def predict_paths(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Predict every input (skipping complete ones with ``opts.resume``); shows a progress bar when asked."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Predict every input (a cohort: files, folders, text files listing paths) into ``out_dir``.
 
+    Complete inputs are skipped with ``opts.resume``. With more than one input, an input that fails is
+    recorded in ``out_dir/failures.csv`` and the others go on; ``out_dir/cohort.csv`` gets a row per finished
+    input (see :mod:`teachseg.inference.cohort`). One progress bar runs over the slides and their tiles.
+
+    Raises:
+        DataError: after the others finished, when some inputs failed (naming ``failures.csv``).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from teachseg.inference.cohort import CohortTables, expand_lists, failure_from
     from teachseg.io import ensure_writable_dir
 
     ensure_writable_dir(out_dir)
-    files = discover_inputs(inputs, out_dir)
+    listed = expand_lists(inputs)
+    if not listed.paths:
+        files: list[Path] = []
+    else:
+        files = discover_inputs(listed.paths, out_dir)
     names = output_names(files)
+    tables = CohortTables(out_dir)
+    for missing in listed.missing:
+        tables.fail(missing)
+        if log:
+            log(f"{missing.slide}: skipped: {missing.error}. Fix: {missing.fix}")
     summaries: list[dict[str, Any]] = []
-    failed: list[str] = []
-    from rich.console import Console
+    cohort = len(files) + len(listed.missing) > 1
 
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[where]}"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
         disable=not progress,
         transient=True,
@@ -532,8 +558,11 @@ def predict_paths(
     if log and model.mpp is None and opts.mpp is None and opts.level is None and not opts.ignore_mpp:
         log("the model records no resolution (mpp): slides are predicted at level 0 as they are")
     with bar:
-        overall = bar.add_task("inputs", total=len(files), visible=len(files) > 1)
-        for path, name in zip(files, names, strict=True):
+        # one bar over slides and tiles: each slide is one unit, shared out over its tiles
+        overall = bar.add_task("slides", total=max(len(files), 1), where="")
+        for index, (path, name) in enumerate(zip(files, names, strict=True)):
+            where = f"{index + 1}/{len(files)} {name}"
+            bar.update(overall, completed=index, where=where)
             if opts.resume:
                 # a killed run leaves its hidden work folder behind; nothing in it is reusable
                 for stale in remove_stale_work(out_dir, name):
@@ -542,43 +571,56 @@ def predict_paths(
             if opts.resume and is_complete(out_dir, name):
                 if log:
                     log(f"{name}: complete, skipped (--resume)")
-                summaries.append(read_json(out_dir / f"{name}_summary.json"))
-                bar.advance(overall)
+                summary = read_json(out_dir / f"{name}_summary.json")
+                summaries.append(summary)
+                tables.add(name, summary)
                 continue
-            task = bar.add_task(f"{name}", total=None)
+            tiles = {"total": 0, "done": 0}
 
-            def advance(n: int, task: Any = task) -> None:
-                bar.advance(task, n)
+            def set_total(n: int, tiles: dict[str, int] = tiles, where: str = where) -> None:
+                tiles["total"] = n
+                bar.update(overall, where=f"{where} (0/{n} tiles)")
 
-            def set_total(n: int, task: Any = task) -> None:
-                bar.update(task, total=n)
+            def advance(
+                n: int, tiles: dict[str, int] = tiles, where: str = where, index: int = index
+            ) -> None:
+                tiles["done"] += n
+                share = tiles["done"] / max(tiles["total"], 1)
+                bar.update(
+                    overall,
+                    completed=index + min(share, 1.0),
+                    where=f"{where} ({tiles['done']}/{tiles['total']} tiles)",
+                )
 
             try:
                 summary = predict_input(
                     path, name, predictor, model, out_dir, opts, on_batch=advance, on_start=set_total
                 )
-            except DataError as exc:
-                if len(files) == 1:
+            except Exception as exc:
+                if not cohort:
                     raise
-                # one unreadable slide should not cost the others: report it and go on
-                failed.append(name)
+                # one unreadable slide should not cost the others: record it and go on
+                failure = failure_from(path, exc)
+                tables.fail(failure)
                 if log:
-                    log(f"{name}: skipped: {exc}")
+                    log(f"{name}: skipped: {failure.error}")
                 continue
-            finally:
-                bar.remove_task(task)
-                bar.advance(overall)
             summaries.append(summary)
+            tables.add(name, summary)
             if log:
                 log(_describe(name, summary))
                 for warning in summary.get("warnings", []):
                     log(f"{name}: warning: {warning}")
-    if failed:
+        bar.update(overall, completed=len(files))
+    tables.finish()
+    if tables.failures:
+        failed = [Path(f.slide).name for f in tables.failures]
+        total = len(files) + len(listed.missing)
         raise DataError(
-            f"{len(failed)} of {len(files)} inputs could not be read ({', '.join(failed[:5])}"
-            f"{', ...' if len(failed) > 5 else ''}); the others were predicted",
+            f"{len(failed)} of {total} inputs could not be read ({', '.join(failed[:5])}"
+            f"{', ...' if len(failed) > 5 else ''}); the others were predicted; see failures.csv",
             path=out_dir,
-            fix="fix or remove those inputs and run again with --resume",
+            fix="fix or remove those inputs (failures.csv names each one and its fix) and run again with --resume",
         )
     return summaries
 

@@ -1,0 +1,97 @@
+"""A cohort on one machine: files, folders and path lists; failures.csv per slide; cohort.csv; reruns."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from teachseg.errors import DataError
+from teachseg.inference.cohort import COHORT_COLUMNS, expand_lists
+from teachseg.inference.predictor import Predictor
+from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
+
+from .conftest import EchoRed
+
+
+def _echo() -> tuple[Predictor, ModelInfo]:
+    predictor = Predictor(EchoRed(), mean=(0, 0, 0), std=(1, 1, 1), device="cpu", precision="fp32")
+    return predictor, ModelInfo("echo-red", "echo", "none", image_size=128, mpp=1.0, threshold=0.5)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+OPTS = PredictOptions(batch_size=8)
+
+
+def test_cohort_from_list_and_folder_with_failures_and_rerun(tmp_path, slide_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    shutil.copy(slide_path, folder / "a.tif")
+    (folder / "broken.svs").write_bytes(b"\0" * 64)
+    shutil.copy(slide_path, tmp_path / "b.tif")
+    listing = tmp_path / "cohort.txt"
+    listing.write_text("# slides of the cohort\nb.tif\n\nmissing/c.svs\n" + f"{folder}\n")
+    out = tmp_path / "out"
+    log: list[str] = []
+
+    with pytest.raises(DataError, match=r"2 of 4 inputs could not be read .*failures\.csv"):
+        predict_paths(*_echo(), [listing], out, OPTS, progress=False, log=log.append)
+
+    failures = _rows(out / "failures.csv")
+    assert [Path(r["slide"]).name for r in failures] == ["c.svs", "broken.svs"]
+    assert failures[0]["error"] == "listed path not found" and "line 4 of" in failures[0]["fix"]
+    assert "broken.svs" in failures[1]["error"] and failures[1]["fix"]
+    rows = _rows(out / "cohort.csv")
+    assert tuple(rows[0]) == COHORT_COLUMNS
+    assert [r["name"] for r in rows] == ["b", "a"]
+    for r in rows:
+        assert float(r["mpp_used"]) == pytest.approx(1.0) and r["mpp_source"] == "slide metadata"
+        tissue, tumour = float(r["tissue_area_mm2"]), float(r["tumour_area_mm2"])
+        assert tissue > 0 and tumour >= 0
+        assert float(r["tumour_fraction"]) == pytest.approx(tumour / tissue, rel=1e-3, abs=1e-6)
+        assert float(r["seconds"]) > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    # rerun: finished slides are skipped (and stay in cohort.csv); once the bad inputs are gone, no failures
+    (folder / "broken.svs").unlink()
+    listing.write_text(f"b.tif\n{folder}\n")
+    log.clear()
+    summaries = predict_paths(
+        *_echo(), [listing], out, PredictOptions(batch_size=8, resume=True), log=log.append
+    )
+    assert len(summaries) == 2
+    assert sum("complete, skipped" in line for line in log) == 2
+    assert [r["name"] for r in _rows(out / "cohort.csv")] == ["b", "a"]
+    assert not (out / "failures.csv").exists()
+
+
+def test_listed_paths_are_relative_to_the_list(tmp_path):
+    (tmp_path / "x.tif").write_bytes(b"")
+    (tmp_path / "list.txt").write_text("# comment\n\n  x.tif  \n/no/such.svs\n")
+    inputs = expand_lists([tmp_path / "list.txt", tmp_path / "x.tif"])
+    assert inputs.paths == [tmp_path / "x.tif", tmp_path / "x.tif"]
+    assert [(m.slide, m.error) for m in inputs.missing] == [("/no/such.svs", "listed path not found")]
+    assert "line 4" in inputs.missing[0].fix
+
+
+def test_bad_cohort_inputs_are_one_line_errors(tmp_path, slide_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("no slides here")
+    with pytest.raises(DataError) as info:
+        predict_paths(*_echo(), [empty, slide_path], tmp_path / "out", OPTS, progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg and str(empty) in msg and "holds no slide" in msg and "Fix:" in msg
+
+    nothing = tmp_path / "nothing.txt"
+    nothing.write_text("gone.svs\n")
+    with pytest.raises(DataError) as info:
+        predict_paths(*_echo(), [nothing], tmp_path / "out", OPTS, progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg and str(nothing) in msg and "gone.svs" in msg and "Fix:" in msg
