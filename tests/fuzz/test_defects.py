@@ -1,0 +1,59 @@
+"""One test per defect the fuzz suite found (each failed before its fix)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from teachseg.config import load_config
+from teachseg.data.discover import Sample
+from teachseg.data.splits import tile_slides
+from teachseg.errors import ConfigError, DataError
+from teachseg.inference.tile_slides import load_annotations
+from teachseg.reports.runs import Warnings, read_json
+from teachseg.training.prepare import tiles_mpp
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_deeply_nested_manifest_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "s_tiles.json").write_text(DEEP)
+    assert tile_slides([Sample(id="t0.png", image=tmp_path / "t0.png")]) == {}
+    assert tiles_mpp(tmp_path) is None
+
+
+@pytest.mark.parametrize("content", ["null", "[1]", '{"mpp": [null]}', '{"mpp": "fine"}', '{"mpp": 1e999}'])
+def test_manifest_of_another_shape_has_no_resolution(tmp_path: Path, content: str) -> None:
+    (tmp_path / "s_tiles.json").write_text(content)
+    assert tiles_mpp(tmp_path) is None
+
+
+def test_deeply_nested_geojson_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.geojson"
+    path.write_text(DEEP)
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_annotations(path)
+
+
+def test_config_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"name: \x97x\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(DEEP)
+    with pytest.raises(ConfigError, match="c.yaml"):
+        load_config(path)
+
+
+def test_deeply_nested_run_json_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    path.write_text(DEEP)
+    warn = Warnings()
+    assert read_json(path, warn) is None and "corrupt JSON" in warn.messages[0]
+    json.loads("[]")
