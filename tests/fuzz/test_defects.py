@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,9 @@ import pytest
 from teachseg.config import load_config
 from teachseg.data.discover import Sample
 from teachseg.data.splits import tile_slides
-from teachseg.errors import ConfigError, DataError
+from teachseg.errors import ConfigError, DataError, ModelError
 from teachseg.inference.tile_slides import load_annotations
+from teachseg.models import META_FILE, check_model_folder
 from teachseg.reports.runs import Warnings, read_json
 from teachseg.training.prepare import tiles_mpp
 
@@ -56,4 +56,34 @@ def test_deeply_nested_run_json_is_a_warning(tmp_path: Path) -> None:
     path.write_text(DEEP)
     warn = Warnings()
     assert read_json(path, warn) is None and "corrupt JSON" in warn.messages[0]
-    json.loads("[]")
+
+
+def _meta_folder(tmp_path: Path, content: bytes) -> Path:
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes(b"{}")
+    (tmp_path / META_FILE).write_bytes(content)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"null",
+        b"[]",
+        b"\xf2\x80 not utf-8",
+        b'{"arch": "unet", "encoder": "resnet18", "image_size": "big"}',
+        b'{"arch": ["unet"], "encoder": "resnet18", "image_size": 32}',
+        b'{"arch": "unet", "encoder": "resnet18", "image_size": 32, "mean": 3}',
+        b'{"arch": "unet", "encoder": "resnet18", "image_size": 32, "std": [0, 1, 1]}',
+        b'{"arch": "unet", "encoder": "resnet18", "image_size": 32, "mpp": -1}',
+        DEEP.encode(),
+    ],
+)
+def test_broken_teachseg_json_is_a_model_error(tmp_path: Path, content: bytes) -> None:
+    with pytest.raises(ModelError, match=META_FILE):
+        check_model_folder(_meta_folder(tmp_path, content))
+
+
+def test_valid_teachseg_json_still_loads(tmp_path: Path) -> None:
+    meta = check_model_folder(_meta_folder(tmp_path, b'{"arch": "unet", "encoder": "resnet18", "image_size": 32}'))
+    assert meta.image_size == 32 and len(meta.mean) == 3
