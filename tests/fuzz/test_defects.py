@@ -85,5 +85,47 @@ def test_broken_teachseg_json_is_a_model_error(tmp_path: Path, content: bytes) -
 
 
 def test_valid_teachseg_json_still_loads(tmp_path: Path) -> None:
-    meta = check_model_folder(_meta_folder(tmp_path, b'{"arch": "unet", "encoder": "resnet18", "image_size": 32}'))
+    meta = check_model_folder(
+        _meta_folder(tmp_path, b'{"arch": "unet", "encoder": "resnet18", "image_size": 32}')
+    )
     assert meta.image_size == 32 and len(meta.mean) == 3
+
+
+@pytest.mark.parametrize("offset, value", [(176, 130), (177, 4)])
+def test_mat5_with_an_unknown_data_type_is_refused_not_a_crash(
+    tmp_path: Path, offset: int, value: int
+) -> None:
+    """Defect found by the fuzzer: scipy.io.loadmat dies with a segmentation fault on a v5 file whose
+    matrix holds an element of unknown data type (one flipped bit). Run in a subprocess: a crash is loud."""
+    import io
+    import subprocess
+    import sys
+
+    import numpy as np
+    import scipy.io
+
+    buf = io.BytesIO()
+    mask = np.zeros((24, 32), np.uint8)
+    mask[5:15, 8:20] = 255
+    scipy.io.savemat(buf, {"mask": mask})
+    data = bytearray(buf.getvalue())
+    data[offset] = value
+    path = tmp_path / "m.mat"
+    path.write_bytes(bytes(data))
+    code = (
+        "import sys; from pathlib import Path; from teachseg.data.imageio import read_mask\n"
+        "from teachseg.errors import DataError\n"
+        f"try:\n    read_mask([Path({str(path)!r})])\nexcept DataError as e:\n    print(e)\n    sys.exit(3)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr[-500:]
+    assert "m.mat" in r.stdout and "unknown data type" in r.stdout
+
+
+def test_config_key_with_a_newline_gives_one_line(tmp_path: Path) -> None:
+    """Defect found by Hypothesis: ``{"data": {"\\n": null}}`` gave a two-line 'unknown config key' error."""
+    path = tmp_path / "c.yaml"
+    path.write_text('data:\n  "\\n": null\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "\n" not in str(info.value) and "c.yaml" in str(info.value)

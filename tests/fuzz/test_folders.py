@@ -12,14 +12,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from teachseg.models import META_FILE, ModelMeta, build_model, check_model_folder, load_model_folder, save_model_folder
+from teachseg.models import (
+    META_FILE,
+    ModelMeta,
+    build_model,
+    check_model_folder,
+    load_model_folder,
+    save_model_folder,
+)
 from teachseg.reports.runs import Warnings, load
 from tests.fuzz.conftest import check, mutations
 from tests.fuzz.test_structured import _with_keys, json_values
 from tests.reports.fakeruns import make_dataset, make_train_run
 
 FUZZ = settings(
-    max_examples=40,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -55,7 +62,7 @@ def test_teachseg_json_any_json(obj: Any, model_dir: Path, tmp_path_factory: pyt
 def test_model_folder_mutations(model_dir: Path, tmp_path: Path, fuzz_flips: int) -> None:
     n = 0
     for name in (META_FILE, "config.json"):
-        for label, blob in mutations((model_dir / name).read_bytes(), 7, fuzz_flips // 2):
+        for _label, blob in mutations((model_dir / name).read_bytes(), 7, fuzz_flips // 2):
             folder = _copy(model_dir, tmp_path / f"m{n}")
             n += 1
             _replace(folder / name, blob)
@@ -115,7 +122,9 @@ def test_run_folder_mutations(run_dir: Path, tmp_path: Path, fuzz_flips: int) ->
 
 @FUZZ
 @given(obj=json_values, which=st.sampled_from(["summary.json", "split.json"]))
-def test_run_json_any_shape(obj: Any, which: str, run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_run_json_any_shape(
+    obj: Any, which: str, run_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     run = _copy(run_dir, tmp_path_factory.mktemp("r") / "run")
     if not (run / which).is_file():
         pytest.skip(f"no {which} in the fake run")
@@ -127,3 +136,19 @@ def test_run_folder_loads(run_dir: Path) -> None:
     warn = Warnings()
     load(run_dir, warn)
     assert not warn.messages
+
+
+def test_report_on_broken_run_folder_is_never_unexpected(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end: ``teachseg report`` on a run whose files are garbage warns or fails in one line."""
+    from teachseg.cli import run
+
+    files = [f.relative_to(run_dir) for f in _report_files(run_dir)]
+    for i, rel in enumerate(files[:3]):
+        folder = _copy(run_dir, tmp_path / f"rep{i}")
+        _replace(folder / rel, b"\x00\xff{[garbage")
+        capsys.readouterr()
+        code = run(["report", str(folder), "--out", str(tmp_path / f"out{i}")])
+        err = capsys.readouterr().err
+        assert code in (0, 1, 2) and "unexpected" not in err, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +78,22 @@ def _readers(suffix: str) -> list:
 
 @pytest.mark.parametrize(
     "name",
-    ["rgb_png", "grey16_png", "palette_png", "jpeg", "bmp", "tiff", "tiff_deflate", "mask_png", "mat5", "mat73"],
+    [
+        "rgb_png",
+        "grey16_png",
+        "palette_png",
+        "jpeg",
+        "bmp",
+        "tiff",
+        "tiff_deflate",
+        "mask_png",
+        "mat5",
+        "mat73",
+    ],
 )
 def test_mutated_files(name: str, seeds, tmp_path: Path, fuzz_flips: int) -> None:
     suffix, data = seeds[name]
-    for i, (label, blob) in enumerate(mutations(data, seed=hash(name) % 1000, n_flips=fuzz_flips)):
+    for i, (label, blob) in enumerate(mutations(data, seed=zlib.crc32(name.encode()), n_flips=fuzz_flips)):
         path = tmp_path / f"{name}_{label}_{i}{suffix}"
         path.write_bytes(blob)
         for read in _readers(suffix):
@@ -133,7 +145,9 @@ def _huge_mat73(tmp: Path) -> Path:
 
     path = tmp / "huge.mat"
     with h5py.File(path, "w") as fh:
-        fh.create_dataset("mask", shape=(100_000, 100_000), dtype="u1", chunks=(1024, 1024), compression="gzip")
+        fh.create_dataset(
+            "mask", shape=(100_000, 100_000), dtype="u1", chunks=(1024, 1024), compression="gzip"
+        )
     return path
 
 
@@ -143,7 +157,9 @@ def test_huge_declared_size_is_refused_before_decoding(make: str, tmp_path: Path
         path = tmp_path / "huge.png"
         path.write_bytes(png_with_size(100_000, 100_000))
     else:
-        path = {"tiff": _huge_tiff, "jpeg": _huge_jpeg, "bmp": _huge_bmp, "mat73": _huge_mat73}[make](tmp_path)
+        path = {"tiff": _huge_tiff, "jpeg": _huge_jpeg, "bmp": _huge_bmp, "mat73": _huge_mat73}[make](
+            tmp_path
+        )
     readers = _readers(path.suffix)[:2]
     for read in readers:
         err = check(read, path, timeout=10)
@@ -185,3 +201,33 @@ def test_seeds_themselves_load(seeds, tmp_path: Path) -> None:
         path.write_bytes(data)
         for read in _readers(suffix):
             assert check(read, path) is None, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rgb_png", "jpeg", "tiff_deflate", "bmp", "mat5", "mat73"])
+def test_mutated_files_many(name: str, seeds, tmp_path: Path) -> None:
+    test_mutated_files(name, seeds, tmp_path, fuzz_flips=300)
+
+
+def test_data_check_on_broken_files_is_never_unexpected(seeds, tmp_path: Path, capsys) -> None:
+    """End to end: ``data check`` over a folder of broken images and masks reports them, without a crash."""
+    from teachseg.cli import run
+
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for name, (suffix, data) in seeds.items():
+        for label, blob in list(mutations(data, 11, 3))[:6]:
+            stem = f"{name}_{label}"
+            good = _pil(np.zeros((24, 32, 3), np.uint8), "PNG")
+            if suffix == ".mat":
+                (root / "images" / f"{stem}.png").write_bytes(good)
+            else:
+                (root / "images" / f"{stem}{suffix}").write_bytes(blob)
+            (root / "masks" / f"{stem}_mask{suffix}").write_bytes(blob)
+    capsys.readouterr()
+    code = run(["data", "check", str(root)])
+    captured = capsys.readouterr()
+    assert code in (0, 1), captured.err
+    assert "unexpected" not in captured.err and "Traceback" not in captured.err + captured.out
+    assert "problem:" in captured.out

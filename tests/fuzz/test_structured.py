@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +18,7 @@ from teachseg.training.prepare import tiles_mpp
 from tests.fuzz.conftest import check, mutations
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -93,7 +92,10 @@ def _read_geojson(path: Path) -> None:
 @given(
     obj=_with_keys(["type", "features", "geometry", "properties", "coordinates"])
     | st.builds(
-        lambda g, p, t: {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": g, "properties": p}, t]},
+        lambda g, p, t: {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", "geometry": g, "properties": p}, t],
+        },
         _with_keys(["type", "coordinates"]),
         _with_keys(["classification", "name"]),
         json_values,
@@ -146,7 +148,13 @@ def test_config_mutations(tmp_path: Path, fuzz_flips: int) -> None:
         path.write_bytes(blob)
         check(_read_config, path)
     bomb = tmp_path / "bomb.yaml"  # "billion laughs": aliases that expand exponentially
-    bomb.write_text("a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")))
+    bomb.write_text(
+        "a: &a [x,x,x,x,x,x,x,x,x]\n"
+        + "".join(
+            f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+    )
     check(_read_config, bomb)
     deep = tmp_path / "deep.yaml"
     deep.write_text(_deep(100_000))

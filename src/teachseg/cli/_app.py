@@ -28,7 +28,6 @@ console = LogConsole(stderr=True)
 out = LogConsole()
 
 
-
 @app.callback()
 def _global_options(
     log_format: Annotated[

@@ -393,9 +393,70 @@ def _mat_entries(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
         raise DataError(f"cannot read MATLAB file ({_reason(exc)})", path=path, fix=_FIX_UNREADABLE) from None
 
 
+#: MAT v5 data types (miINT8 .. miUTF32, reserved codes 8, 10 and 11 left out)
+_MAT5_TYPES = {1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14, 15, 16, 17, 18}
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+
+
+def _check_mat5(path: Path, data: bytes) -> None:
+    """Walk a MAT v5 file's element tags before scipy parses it.
+
+    scipy's reader crashes the process (segmentation fault) on some corrupt tags, e.g. an unknown data type
+    inside a matrix; a crash cannot be caught, so such files are refused here with a :class:`DataError`.
+    """
+    if len(data) < 128:
+        raise ValueError("shorter than the 128-byte MAT v5 header")
+    order = {b"IM": "<", b"MI": ">"}.get(data[126:128])
+    if order is None:
+        raise ValueError("not a MAT v5 file (no endian indicator)")
+    budget = [16 * max_image_pixels() + (1 << 20)]  # decompressed bytes allowed in all
+    _walk_mat5(data, 128, len(data), order, budget, depth=0)
+
+
+def _walk_mat5(data: bytes, start: int, end: int, order: str, budget: list[int], depth: int) -> None:
+    import struct
+    import zlib
+
+    if depth > 32:
+        raise ValueError("MAT v5 elements nested too deeply")
+    pos = start
+    while pos < end:
+        if end - pos < 8:
+            if depth == 0 and not data[pos:end].strip(b"\0"):
+                return  # padding at the end of the file
+            raise ValueError(f"truncated element tag at byte {pos}")
+        kind, nbytes = struct.unpack(order + "II", data[pos : pos + 8])
+        if kind >> 16:  # small data element: type and size share the first word, data in the second
+            kind, nbytes = kind & 0xFFFF, kind >> 16
+            if kind not in _MAT5_TYPES or nbytes > 4:
+                raise ValueError(f"bad small element tag at byte {pos}")
+            pos += 8
+            continue
+        if kind not in _MAT5_TYPES:
+            raise ValueError(f"unknown data type {kind} at byte {pos}")
+        body = pos + 8
+        if nbytes > end - body:
+            raise ValueError(f"element at byte {pos} declares {nbytes} bytes, past the end of its container")
+        if kind == _MI_COMPRESSED:
+            inflater = zlib.decompressobj()
+            inner = inflater.decompress(data[body : body + nbytes], budget[0] + 1)
+            budget[0] -= len(inner)
+            if budget[0] < 0:
+                raise ValueError("compressed variable expands beyond the pixel limit")
+            _walk_mat5(inner, 0, len(inner), order, budget, depth + 1)
+            pos = body + nbytes
+            continue
+        if kind == _MI_MATRIX:
+            _walk_mat5(data, body, body + nbytes, order, budget, depth + 1)
+        pos = body + nbytes + ((-nbytes) % 8 if depth > 0 or kind != _MI_COMPRESSED else 0)
+    if pos > end and depth > 0:
+        raise ValueError("element padding runs past the end of its matrix")
+
+
 def _mat5_entries(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
     import scipy.io
 
+    _check_mat5(path, path.read_bytes())
     content = scipy.io.loadmat(path)
     entries: dict[str, tuple[tuple[int, ...], Any]] = {}
     for name, value in content.items():
