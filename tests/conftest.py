@@ -32,6 +32,12 @@ TINY: dict[str, Any] = {
 }
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-all", action="store_true", default=False, help="tests/fuzz: many more mutations per file"
+    )
+
+
 def teachseg_cmd() -> list[str]:
     """The command that starts the CLI in a subprocess: the console script beside this Python."""
     exe = Path(sys.executable).parent / "teachseg"

@@ -320,6 +320,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
+    except RecursionError:
+        raise ConfigError("not valid YAML (nested too deeply)", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror or exc})", path=path) from None
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping of keys to values", path=path)
     cfg = build_config(raw, str(path), overrides)

@@ -20,6 +20,8 @@ class TeachsegError(Exception):
         text = " ".join(parts)
         if fix:
             text += f". Fix: {fix.rstrip('.')}"
+        # one line whatever the message quotes (a config key or file name may hold a newline)
+        text = text.replace("\r", "\\r").replace("\n", "\\n")
         super().__init__(text + ".")
 
 

@@ -104,8 +104,12 @@ def write_png(final: str | Path, array: np.ndarray) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
+    """Parse a JSON file. Bad UTF-8, bad JSON and absurdly deep nesting all raise :class:`ValueError`."""
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        try:
+            return json.load(fh)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def ensure_writable_dir(path: str | Path) -> Path:

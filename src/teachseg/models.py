@@ -9,6 +9,7 @@ ever read from safetensors (or ``torch.load(weights_only=True)`` for local encod
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -246,8 +247,11 @@ class ModelMeta:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelMeta:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        known["mean"] = tuple(known.get("mean", IMAGENET_MEAN))
-        known["std"] = tuple(known.get("std", IMAGENET_STD))
+        for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+            value = known.get(key, default)
+            if not isinstance(value, list | tuple):
+                raise TypeError(f"{key} must be a list of numbers")
+            known[key] = tuple(value)
         return cls(**known)
 
 
@@ -287,11 +291,52 @@ def check_model_folder(folder: str | Path) -> ModelMeta:
             path=folder,
             fix="give a complete folder written by `teachseg train` (runs/<name>/model)",
         )
+    path = folder / META_FILE
     try:
-        meta = ModelMeta.from_json(json.loads((folder / META_FILE).read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ModelError(f"{META_FILE} is not valid ({exc})", path=folder / META_FILE) from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON object is expected, not {type(data).__name__}")
+        meta = ModelMeta.from_json(data)
+        _check_meta(meta)
+    except RecursionError:
+        raise ModelError(f"{META_FILE} is not valid (nested too deeply)", path=path) from None
+    except (OSError, ValueError, TypeError) as exc:  # ValueError covers bad JSON and bad UTF-8
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ModelError(
+            f"{META_FILE} is not valid ({reason})",
+            path=path,
+            fix="restore the model folder written by `teachseg train`",
+        ) from None
     return meta
+
+
+def _check_meta(meta: ModelMeta) -> None:
+    """Type-check what prediction relies on (a hand-edited or corrupt ``teachseg.json`` fails here)."""
+
+    def number(x: object) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+    def count(x: object) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x > 0
+
+    for key in ("arch", "encoder"):
+        if not isinstance(getattr(meta, key), str):
+            raise TypeError(f"{key} must be a name")
+    for key in ("image_size", "in_channels", "classes"):
+        if not count(getattr(meta, key)):
+            raise TypeError(f"{key} must be a positive integer")
+    for key in ("mean", "std"):
+        values = getattr(meta, key)
+        if len(values) != meta.in_channels or not all(number(v) for v in values):
+            raise TypeError(f"{key} must hold {meta.in_channels} numbers")
+    if not all(v != 0 for v in meta.std):
+        raise TypeError("std must not hold 0")
+    if not number(meta.threshold):
+        raise TypeError("threshold must be a number")
+    if meta.mpp is not None and not (number(meta.mpp) and meta.mpp > 0):
+        raise TypeError("mpp must be a positive number or null")
+    if not isinstance(meta.summary, dict) or not isinstance(meta.trained_on, dict):
+        raise TypeError("summary and trained_on must be objects")
 
 
 def load_model_folder(

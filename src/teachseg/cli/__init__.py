@@ -1,11 +1,14 @@
 """Command-line interface: a thin Typer layer over the package.
 
 User errors (:class:`teachseg.errors.TeachsegError`) print as one line on stderr with a non-zero exit code;
-``--debug`` anywhere on the command line shows the full traceback instead.
+``--debug`` anywhere on the command line shows the full traceback instead. ``--log-format
+auto|rich|plain|json`` anywhere on the command line (or ``TEACHSEG_LOG_FORMAT``) chooses how output looks:
+rich on a terminal, full unwrapped lines elsewhere (``auto``), or one JSON object per line.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from teachseg.cli import data as _data  # noqa: F401  (registers commands)
@@ -13,7 +16,8 @@ from teachseg.cli import predict as _predict  # noqa: F401
 from teachseg.cli import report as _report  # noqa: F401
 from teachseg.cli import selftrain as _selftrain  # noqa: F401
 from teachseg.cli import train as _train  # noqa: F401
-from teachseg.cli._app import app, console
+from teachseg.cli._app import app, console, out
+from teachseg.cli._logs import set_log_format
 
 __all__ = ["app", "main", "run"]
 
@@ -28,6 +32,15 @@ def run(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    saved_env = os.environ.get("TEACHSEG_LOG_FORMAT")
+    try:
+        args, log_format = _pop_log_format(args)
+        set_log_format(log_format or saved_env or "auto", console, out)
+    except TeachsegError as exc:
+        console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        return exc.exit_code
+    if log_format:
+        os.environ["TEACHSEG_LOG_FORMAT"] = log_format  # seen by progress bars and child processes
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=args, prog_name="teachseg", standalone_mode=False)
@@ -54,7 +67,38 @@ def run(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
+    finally:
+        if saved_env is None:
+            os.environ.pop("TEACHSEG_LOG_FORMAT", None)
+        else:
+            os.environ["TEACHSEG_LOG_FORMAT"] = saved_env
     return rv if isinstance(rv, int) else 0
+
+
+def _pop_log_format(args: list[str]) -> tuple[list[str], str | None]:
+    """Remove ``--log-format X`` / ``--log-format=X`` from anywhere on the command line (a global option)."""
+    kept: list[str] = []
+    fmt: str | None = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            kept.extend(args[i:])
+            break
+        if arg == "--log-format":
+            if i + 1 >= len(args):
+                from teachseg.errors import ConfigError
+
+                raise ConfigError("--log-format needs a value", fix="use --log-format auto|rich|plain|json")
+            fmt = args[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--log-format="):
+            fmt = arg.split("=", 1)[1]
+        else:
+            kept.append(arg)
+        i += 1
+    return kept, fmt
 
 
 def main() -> None:

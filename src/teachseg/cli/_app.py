@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from teachseg.cli._logs import LogConsole
 
 app = typer.Typer(
     name="teachseg",
@@ -22,8 +23,25 @@ app = typer.Typer(
 data_app = typer.Typer(help="Inspect and generate datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console(stderr=True)
-out = Console()
+# Messages go to stderr, results to stdout; both follow --log-format (see teachseg.cli._logs).
+console = LogConsole(stderr=True)
+out = LogConsole()
+
+
+@app.callback()
+def _global_options(
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="Output style, anywhere on the command line: auto (rich on a terminal, plain full lines "
+            "elsewhere), rich, plain, or json (one JSON object per line). Also TEACHSEG_LOG_FORMAT.",
+        ),
+    ] = "auto",
+) -> None:
+    """Breast-cancer segmentation that learns from few annotations: train, self-train, predict, report."""
+    # teachseg.cli.run takes --log-format (and --debug) off the command line before Typer parses it.
+
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see configs/).", show_default=False)]
 SetOpt = Annotated[

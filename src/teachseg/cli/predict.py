@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from teachseg.cli._app import ModelDirArg, OutOpt, ResumeOpt, app, out
+from teachseg.cli._app import ModelDirArg, OutOpt, ResumeOpt, app, console, out
 
 MppOpt = Annotated[
     float | None,
@@ -158,7 +158,7 @@ def predict(
             inputs,
             out_dir,
             opts,
-            progress=progress,
+            progress=progress and console.mode == "rich",
             log=lambda s: out.print(s, highlight=False),
         )
 

@@ -22,7 +22,9 @@ in one variable, named by ``mat_variable`` or chosen automatically as the larges
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,57 @@ MASK_SUFFIXES = IMAGE_SUFFIXES | {".mat"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 JPEG_SUFFIXES = {".jpg", ".jpeg"}
 
+#: Images (and ``.mat`` masks) declaring more pixels than this are refused before decoding, so that a
+#: corrupt or hostile header cannot exhaust memory; ``TEACHSEG_MAX_IMAGE_PIXELS`` overrides it.
+MAX_IMAGE_PIXELS = 250_000_000
+MAX_PIXELS_ENV = "TEACHSEG_MAX_IMAGE_PIXELS"
+
 _FIX_UNREADABLE = "re-export or re-download the file, or remove it from the dataset folder"
 _FIX_MAT_VARIABLE = "set data.mat_variable (or --mat-variable) to the variable that holds the mask"
+
+
+# ----------------------------------------------------------------------------------------------- limits
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in effect: ``TEACHSEG_MAX_IMAGE_PIXELS`` when set, else :data:`MAX_IMAGE_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not text:
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise DataError(
+            f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a positive number of pixels",
+            fix=f"set {MAX_PIXELS_ENV} to e.g. 250000000, or unset it",
+        )
+    return value
+
+
+def check_pixels(path: Path, height: int, width: int) -> None:
+    """Refuse an image whose header declares more than :func:`max_image_pixels` pixels."""
+    limit = max_image_pixels()
+    if height * width > limit:
+        raise DataError(
+            f"declares {height}x{width} (HxW) = {height * width} pixels, more than the limit of {limit} pixels",
+            path=path,
+            fix=f"if the image is genuine, raise the limit with {MAX_PIXELS_ENV}; else re-export the file",
+        )
+
+
+@contextmanager
+def _pillow_without_bomb_check() -> Iterator[None]:
+    # teachseg checks the declared size itself (check_pixels), with its own configurable limit
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -65,7 +116,7 @@ def image_shape(path: Path) -> tuple[int, int]:
                 return int(page.imagelength), int(page.imagewidth)  # type: ignore[union-attr]
         from PIL import Image
 
-        with Image.open(path) as img:
+        with _pillow_without_bomb_check(), Image.open(path) as img:
             width, height = img.size
             return int(height), int(width)
     except FileNotFoundError:
@@ -149,6 +200,10 @@ def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
+        shape = tuple(tif.series[0].shape) if tif.series else tuple(tif.pages.first.shape)  # type: ignore[union-attr]
+        height, width = sorted(int(d) for d in (*shape, 1, 1))[-2:]
+        check_pixels(path, height, width)
+        check_pixels(path, int(np.prod(shape, dtype=np.float64)) // 4, 1)  # stacks of many pages
         array = tif.series[0].asarray(level=0) if tif.series else tif.pages.first.asarray()  # type: ignore[union-attr]
     array = np.asarray(array)
     # Planar (C, H, W) TIFFs: move the few channels last.
@@ -162,7 +217,8 @@ def _read_tiff(path: Path) -> np.ndarray:
 def _read_pillow(path: Path, palette_indices: bool = False) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as img:
+    with _pillow_without_bomb_check(), Image.open(path) as img:
+        check_pixels(path, img.size[1], img.size[0])
         img.load()  # decode everything now: truncated files raise here instead of later
         mode = img.mode
         if mode == "P" and palette_indices:
@@ -283,7 +339,8 @@ def read_mat_array(path: Path, variable: str | None = None) -> np.ndarray:
                 path=path,
                 fix="set data.mat_variable (or --mat-variable) to one of the variables present",
             )
-        array = np.squeeze(entries[variable][1]())
+        _check_mat_size(path, entries[variable][0])
+        array = np.squeeze(_load_entry(path, entries[variable][1]))
         if array.ndim != 2:
             raise DataError(
                 f"variable {variable!r} has shape {_shape_str(entries[variable][0])}, not a 2-D mask",
@@ -303,7 +360,21 @@ def read_mat_array(path: Path, variable: str | None = None) -> np.ndarray:
             fix=_FIX_MAT_VARIABLE,
         )
     _, best = min(candidates, key=lambda c: (-c[0], c[1]))
-    return np.squeeze(entries[best][1]())
+    _check_mat_size(path, entries[best][0])
+    return np.squeeze(_load_entry(path, entries[best][1]))
+
+
+def _load_entry(path: Path, loader: Any) -> np.ndarray:
+    # v7.3 variables are read lazily: a corrupt chunk only fails here, after the listing succeeded
+    try:
+        return np.asarray(loader())
+    except Exception as exc:
+        raise DataError(f"cannot read MATLAB file ({_reason(exc)})", path=path, fix=_FIX_UNREADABLE) from None
+
+
+def _check_mat_size(path: Path, shape: tuple[int, ...]) -> None:
+    dims = sorted(int(d) for d in (*shape, 1, 1))
+    check_pixels(path, int(np.prod(dims[:-1], dtype=np.float64)), dims[-1])
 
 
 def _mat_entries(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
@@ -322,9 +393,70 @@ def _mat_entries(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
         raise DataError(f"cannot read MATLAB file ({_reason(exc)})", path=path, fix=_FIX_UNREADABLE) from None
 
 
+#: MAT v5 data types (miINT8 .. miUTF32, reserved codes 8, 10 and 11 left out)
+_MAT5_TYPES = {1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14, 15, 16, 17, 18}
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+
+
+def _check_mat5(path: Path, data: bytes) -> None:
+    """Walk a MAT v5 file's element tags before scipy parses it.
+
+    scipy's reader crashes the process (segmentation fault) on some corrupt tags, e.g. an unknown data type
+    inside a matrix; a crash cannot be caught, so such files are refused here with a :class:`DataError`.
+    """
+    if len(data) < 128:
+        raise ValueError("shorter than the 128-byte MAT v5 header")
+    order = {b"IM": "<", b"MI": ">"}.get(data[126:128])
+    if order is None:
+        raise ValueError("not a MAT v5 file (no endian indicator)")
+    budget = [16 * max_image_pixels() + (1 << 20)]  # decompressed bytes allowed in all
+    _walk_mat5(data, 128, len(data), order, budget, depth=0)
+
+
+def _walk_mat5(data: bytes, start: int, end: int, order: str, budget: list[int], depth: int) -> None:
+    import struct
+    import zlib
+
+    if depth > 32:
+        raise ValueError("MAT v5 elements nested too deeply")
+    pos = start
+    while pos < end:
+        if end - pos < 8:
+            if depth == 0 and not data[pos:end].strip(b"\0"):
+                return  # padding at the end of the file
+            raise ValueError(f"truncated element tag at byte {pos}")
+        kind, nbytes = struct.unpack(order + "II", data[pos : pos + 8])
+        if kind >> 16:  # small data element: type and size share the first word, data in the second
+            kind, nbytes = kind & 0xFFFF, kind >> 16
+            if kind not in _MAT5_TYPES or nbytes > 4:
+                raise ValueError(f"bad small element tag at byte {pos}")
+            pos += 8
+            continue
+        if kind not in _MAT5_TYPES:
+            raise ValueError(f"unknown data type {kind} at byte {pos}")
+        body = pos + 8
+        if nbytes > end - body:
+            raise ValueError(f"element at byte {pos} declares {nbytes} bytes, past the end of its container")
+        if kind == _MI_COMPRESSED:
+            inflater = zlib.decompressobj()
+            inner = inflater.decompress(data[body : body + nbytes], budget[0] + 1)
+            budget[0] -= len(inner)
+            if budget[0] < 0:
+                raise ValueError("compressed variable expands beyond the pixel limit")
+            _walk_mat5(inner, 0, len(inner), order, budget, depth + 1)
+            pos = body + nbytes
+            continue
+        if kind == _MI_MATRIX:
+            _walk_mat5(data, body, body + nbytes, order, budget, depth + 1)
+        pos = body + nbytes + ((-nbytes) % 8 if depth > 0 or kind != _MI_COMPRESSED else 0)
+    if pos > end and depth > 0:
+        raise ValueError("element padding runs past the end of its matrix")
+
+
 def _mat5_entries(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
     import scipy.io
 
+    _check_mat5(path, path.read_bytes())
     content = scipy.io.loadmat(path)
     entries: dict[str, tuple[tuple[int, ...], Any]] = {}
     for name, value in content.items():

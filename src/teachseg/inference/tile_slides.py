@@ -53,9 +53,10 @@ def load_annotations(
         raise DataError(
             "annotation file not found", path=path, fix="give the GeoJSON exported from QuPath"
         ) from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:160]
         raise DataError(
-            f"annotation file is not valid JSON ({exc})", path=path, fix="export it again from QuPath"
+            f"annotation file is not valid JSON ({reason})", path=path, fix="export it again from QuPath"
         ) from None
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         features = data.get("features", [])

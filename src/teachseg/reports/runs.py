@@ -51,7 +51,7 @@ def read_json(path: Path, warn: Warnings, *, required: bool = True) -> Any:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         warn.add(path, f"corrupt JSON, skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
         return None
 
@@ -63,7 +63,7 @@ def read_yaml(path: Path, warn: Warnings, *, required: bool = True) -> dict[str,
         return None
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         warn.add(path, f"corrupt YAML, skipped ({type(exc).__name__})")
         return None
     if not isinstance(data, dict):

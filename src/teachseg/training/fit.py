@@ -139,7 +139,12 @@ def is_child_rank() -> bool:
 def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callback]) -> L.Trainer:
     quiet_lightning()
     t = cfg.train
-    interactive = t.progress_bar and os.isatty(1) and not os.environ.get("CI")
+    interactive = (
+        t.progress_bar
+        and os.isatty(1)
+        and not os.environ.get("CI")
+        and os.environ.get("TEACHSEG_LOG_FORMAT", "auto") in ("auto", "rich")
+    )
     if interactive:
         callbacks = [*callbacks, RichProgressBar(leave=False)]
     return L.Trainer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,10 +146,12 @@ def tiles_mpp(root: Path) -> float | None:
     for manifest in root.glob("*_tiles.json"):
         try:
             mpp = read_json(manifest).get("mpp")
-        except (OSError, ValueError):
-            continue
-        if mpp:
-            values.add(round(float(mpp), 4))
+            if mpp:
+                value = float(mpp)
+                if math.isfinite(value) and value > 0:
+                    values.add(round(value, 4))
+        except (OSError, ValueError, AttributeError, TypeError, OverflowError):
+            continue  # not a teachseg manifest: no resolution from it (``data check`` reports it)
     return values.pop() if len(values) == 1 else None
 
 
