@@ -213,3 +213,14 @@ def test_fully_ignored_pseudo_images_give_a_finite_zero_term() -> None:
         assert float(got) == pytest.approx(
             float(BCEDiceLoss(smooth=smooth)(logits[:2], target[:2])), rel=1e-12
         )
+
+
+def test_a_batch_of_pseudo_images_with_pseudo_weight_zero_backpropagates_zero():
+    """The control arm (pseudo_weight=0) meets batches holding only pseudo-labelled images: the loss must stay
+    in the graph (backward works) and give zero gradients."""
+    logits = torch.randn(3, 1, 8, 8, requires_grad=True)
+    target = torch.rand(3, 1, 8, 8)
+    loss = BCEDiceLoss(pseudo_weight=0.0)(logits, target, is_pseudo=torch.tensor([True, True, True]))
+    assert float(loss) == 0.0
+    loss.backward()
+    assert logits.grad is not None and torch.count_nonzero(logits.grad) == 0

@@ -143,9 +143,9 @@ def test_evaluate_on_an_incomplete_model_folder(
 def test_models_lists_the_study_architectures_with_sizes(capsys) -> None:
     assert run(["models"]) == 0
     out = capsys.readouterr().out
-    lines = {
-        line.split()[1]: line for line in out.splitlines() if line.startswith("│") and len(line.split()) > 2
-    }
+    # not a terminal: plain table rows ("linknet  21.8 M  yes ..."), no box characters
+    assert "│" not in out
+    lines = {line.split()[0]: line for line in out.splitlines() if len(line.split()) > 2}
     for arch in ("linknet", "fpn"):
         assert arch in lines
         assert " M " in lines[arch] and "yes" in lines[arch]
