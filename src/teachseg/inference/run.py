@@ -350,25 +350,23 @@ def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
     """
     stems = [name] + [f"{name}{ending.rsplit('.', 1)[0]}" for ending in (*_OUTPUT_ENDINGS, "_summary.json")]
     patterns = [f".{glob.escape(name)}.work.*"] + [f".{glob.escape(s)}.{'?' * 8}.tmp*" for s in stems]
-    stale = sorted({p for pattern in patterns for p in out_dir.glob(pattern)})
-    for p in stale:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-    return stale
+    return _remove_all(sorted({p for pattern in patterns for p in out_dir.glob(pattern)}))
 
 
 def remove_stale_exports(out_dir: Path) -> list[Path]:
     """Remove the hidden ONNX export folders and write probes (``.teachseg-export.*``, ``.teachseg-probe*``)
     a killed ``predict`` left behind."""
-    stale = sorted([*out_dir.glob(".teachseg-export.*"), *out_dir.glob(".teachseg-probe*")])
-    for p in stale:
+    return _remove_all(sorted([*out_dir.glob(".teachseg-export.*"), *out_dir.glob(".teachseg-probe*")]))
+
+
+def _remove_all(paths: list[Path]) -> list[Path]:
+    """Delete files and folders (whatever is already gone is ignored); returns ``paths``."""
+    for p in paths:
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
-    return stale
+    return paths
 
 
 def _polygon_accounting(
