@@ -1,0 +1,118 @@
+"""The online methods' LightningModule and loaders, on tiny synthetic tiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from teachseg.config import AugmentConfig
+from teachseg.data.datasets import EvalDataset, Record, SegmentationDataset
+from teachseg.data.strong import strong_pipeline
+from teachseg.data.transforms import JointTransform, Normalise
+from teachseg.data.views import UnlabelledViews
+from teachseg.losses import BCEDiceLoss
+from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, build_model
+from teachseg.selftrain.online import OnlineSemiModule
+from teachseg.selftrain.online_data import CycleSampler, OnlineDataModule
+
+SIZE = 32
+
+
+def _records(root: Path) -> tuple[list[Record], list[Record]]:
+    labelled = [
+        Record(p.stem, p, (root / "masks" / p.name,)) for p in sorted((root / "images").glob("*.png"))
+    ]
+    unlabelled = [Record(p.stem, p) for p in sorted((root / "unlabelled").glob("*.png"))]
+    return labelled, unlabelled
+
+
+def _datamodule(root: Path, two_strong: bool = False) -> OnlineDataModule:
+    lab, unl = _records(root)
+    norm = Normalise(IMAGENET_MEAN, IMAGENET_STD)
+    aug = AugmentConfig()
+    return OnlineDataModule(
+        SegmentationDataset(lab[:8], SIZE, JointTransform(SIZE, aug), norm, seed=1),
+        UnlabelledViews(unl, SIZE, JointTransform(SIZE, aug), norm, strong_pipeline("he"), 1, two_strong),
+        EvalDataset(lab[8:12], SIZE, norm),
+        batch_size=4,
+        seed=1,
+    )
+
+
+def _fit(module: OnlineSemiModule, dm: OnlineDataModule, tmp_path: Path, epochs: int = 2) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(module, datamodule=dm)
+    return trainer
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("mean_teacher", {"evaluate": "ema"}),
+        ("fixmatch", {"confidence": 0.9}),
+        ("fixmatch", {"confidence": 0.9, "teacher": "ema", "feature_dropout": 0.5, "two_strong": True}),
+    ],
+)
+def test_online_methods_train_and_record_their_statistics(synth_data, tmp_path, method, options):
+    torch.manual_seed(0)
+    model = build_model("linknet", "resnet18", None)
+    module = OnlineSemiModule(
+        model, BCEDiceLoss(), method=method, epochs=2, rampup_epochs=1, seed=3, channels_last=False, **options
+    )
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _fit(module, _datamodule(synth_data, options.get("two_strong", False)), tmp_path)
+    assert len(module.history) == 2
+    row = module.history[-1]
+    assert 0.0 <= row["unl_confident"] <= 1.0 and row["unl_loss"] >= 0.0
+    assert 0.0 <= row["val_dice"] <= 1.0
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    state = module.state_dict()
+    if module.ema is not None:
+        assert any(k.startswith("ema.module.") for k in state) and int(state["ema.n_averaged"]) > 0
+    prefix = module.export_prefix
+    exported = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    assert exported.keys() == model.state_dict().keys()
+
+
+def test_bad_options_are_refused():
+    model = build_model("linknet", "resnet18", None)
+    with pytest.raises(ValueError, match=r"\(0.5, 1\)"):
+        OnlineSemiModule(model, BCEDiceLoss(), method="fixmatch", confidence=1.0)
+    with pytest.raises(ValueError, match="mean_teacher or fixmatch"):
+        OnlineSemiModule(model, BCEDiceLoss(), method="unimatch")  # type: ignore[arg-type]
+
+
+def test_epoch_has_as_many_steps_as_the_labelled_loader(synth_data):
+    dm = _datamodule(synth_data)
+    loader = dm.train_dataloader()
+    batches = list(iter(loader))
+    assert len(batches) == 2  # 8 labelled images, batch 4, whatever the number of unlabelled images
+    first = batches[0][0] if isinstance(batches[0], tuple) else batches[0]
+    assert set(first) == {"labelled", "unlabelled"}
+    assert set(first["unlabelled"]) == {"weak", "strong"}
+    assert first["unlabelled"]["weak"].shape == (4, 3, SIZE, SIZE)
+
+
+def test_cycle_sampler_covers_every_image_and_is_reproducible():
+    s = CycleSampler(5, seed=2, length=12)
+    s.set_epoch(3)
+    items = list(s)
+    assert len(items) == 12 and {i for i, _ in items} == set(range(5))
+    assert items == list(s)
+    keys = [k for _, k in items]
+    assert keys[:5] == [3000] * 5 and keys[5:10] == [3001] * 5
+    a, b = CycleSampler(5, 2, 6, num_replicas=2, rank=0), CycleSampler(5, 2, 6, num_replicas=2, rank=1)
+    assert len(list(a)) == len(list(b)) == 6
