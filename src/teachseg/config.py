@@ -181,7 +181,55 @@ class StudentConfig(_Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
+#: The ways of using unlabelled images that ``selftrain.method`` and ``experiment.methods`` choose from.
+METHODS = ("teacher_student", "mean_teacher", "fixmatch", "supervised")
+#: The methods that learn from unlabelled images during training (one generation, no pseudo-label files).
+ONLINE_METHODS = ("mean_teacher", "fixmatch")
+Method = Literal["teacher_student", "mean_teacher", "fixmatch", "supervised"]
+
+
+class OnlineConfig(_Section):
+    """Settings of the online methods (``mean_teacher``, ``fixmatch``)."""
+
+    unlabelled_weight: float = Field(1.0, ge=0.0, description="weight of the unlabelled loss once ramped up")
+    rampup_epochs: float = Field(5.0, ge=0.0, description="epochs of the sigmoid ramp-up of that weight")
+    ema_decay: float = Field(0.99, ge=0.0, lt=1.0, description="decay of the EMA teacher")
+    confidence: float = Field(
+        0.95, description="fixmatch: teacher confidence max(p, 1-p) a pixel needs to be a target, in (0.5, 1)"
+    )
+    teacher: Literal["ema", "model"] = Field(
+        "model", description="fixmatch: who predicts the weak view (UniMatch: the model itself)"
+    )
+    evaluate: Literal["auto", "ema", "model"] = Field(
+        "auto", description="network validated and exported; auto: the EMA for mean_teacher, else the model"
+    )
+    cutmix_p: float = Field(0.5, ge=0.0, le=1.0, description="fixmatch: probability of a CutMix box")
+    feature_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="fixmatch: UniMatch's dropout on encoder features (0: off)"
+    )
+    two_strong: bool = Field(False, description="fixmatch: UniMatch's second strong view")
+    strength: float = Field(1.0, ge=0.0, le=3.0, description="scale of the strong photometric augmentation")
+    modality: Literal["auto", "ultrasound", "he", "generic"] = Field(
+        "auto", description="strong augmentation flavour; auto: ultrasound for grey images, else he"
+    )
+    unlabelled_batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
+
+    @field_validator("confidence")
+    @classmethod
+    def _confidence_open_interval(cls, v: float) -> float:
+        if not 0.5 < v < 1.0:
+            raise ValueError(
+                f"the confidence threshold must be in (0.5, 1), got {v}: at 0.5 every pixel passes, at 1 none"
+            )
+        return v
+
+
 class SelfTrainConfig(_Section):
+    method: Method = Field(
+        "teacher_student",
+        description="teacher_student (the study's loop), mean_teacher, fixmatch, or supervised (labelled only)",
+    )
+    online: OnlineConfig = Field(default_factory=OnlineConfig)
     teacher_model: Path | None = Field(
         None, description="start from this model folder instead of training gen 0"
     )
@@ -201,6 +249,22 @@ class ExperimentConfig(_Section):
     student_archs: dict[str, str] = Field(
         default_factory=dict, description="optional teacher->student pairing, e.g. {linknet: fpn}"
     )
+    methods: list[Method] = Field(
+        default_factory=list,
+        description="compare these semi-supervised methods (empty: selftrain.method only, as before)",
+    )
+    label_fractions: list[float] = Field(
+        default_factory=list,
+        description="data.label_fraction values to run every method at (empty: data.label_fraction only)",
+    )
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions_in_range(cls, v: list[float]) -> list[float]:
+        bad = [f for f in v if not 0.0 < f <= 1.0]
+        if bad:
+            raise ValueError(f"label fractions must be in (0, 1], got {bad}")
+        return sorted(set(v))
 
     @field_validator("seeds")
     @classmethod
