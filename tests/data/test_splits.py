@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from teachseg.data.discover import Sample
+from teachseg.data.records import Sample
 from teachseg.data.splits import Split, make_split
 from teachseg.errors import ConfigError, DataError
 

@@ -67,7 +67,8 @@ def check(
 
     Exits with 1 when problems were found (with --strict: when any risk was found), 0 otherwise.
     """
-    from teachseg.data.discover import check_dataset, discover
+    from teachseg.data.check import check_dataset
+    from teachseg.data.discover import discover
 
     json_only = json_path == "-"
     found = discover(directory, layout=layout, images_dir=images, masks_dir=masks)

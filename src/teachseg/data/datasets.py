@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from teachseg.data.imageio import read_image, read_mask
+from teachseg.data.imageio import read_image
+from teachseg.data.masks import read_mask
 from teachseg.data.transforms import JointTransform, Normalise, resize, to_float_image
 from teachseg.losses import confidence_weight
 

@@ -43,7 +43,7 @@ import numpy as np
 from teachseg.errors import DataError
 
 if TYPE_CHECKING:
-    from teachseg.data.discover import Discovery, Sample
+    from teachseg.data.records import Discovery, Sample
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ def _classes_differ(entry: dict[str, Any]) -> bool:
 def _masks_agree(samples: Sequence[Sample], mat_variable: str | None) -> tuple[bool | None, float | None]:
     """(whether the masks of ``samples`` agree, lowest pairwise Dice); ``(None, None)`` with fewer than two
     readable masks. Masks of another size are resized (nearest) to the first's size before comparing."""
-    from teachseg.data.imageio import read_mask
+    from teachseg.data.masks import read_mask
 
     masks = []
     for s in samples:

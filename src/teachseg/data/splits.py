@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from teachseg.data.discover import Sample
 from teachseg.data.duplicates import connected
+from teachseg.data.records import Sample
 from teachseg.errors import ConfigError, DataError
 
 SPLIT_FORMAT = 1
