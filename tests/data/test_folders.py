@@ -1,4 +1,4 @@
-"""Masks are never images: ``*_mask`` files, mask folders and two-valued folders stay out of the image pool."""
+"""Masks are never images: ``*_mask`` files, mask folders and two-valued folders stay out of the images."""
 
 from __future__ import annotations
 

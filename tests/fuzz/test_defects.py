@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from teachseg.config import load_config
+from teachseg.data.grouping import tile_slides
 from teachseg.data.records import Sample
-from teachseg.data.splits import tile_slides
 from teachseg.errors import ConfigError, DataError, ModelError
 from teachseg.inference.tile_slides import load_annotations
 from teachseg.models import META_FILE, check_model_folder

@@ -140,7 +140,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 def _print_groups_and_duplicates(found: Any, summary: dict[str, Any], mat_variable: str | None) -> None:
     """Add ``groups`` and ``duplicates`` (exact sets, near pairs) to ``summary``, their risks to its
     ``risks``, and print them (issue 8). Hashes are cached, so a second check of a large folder is fast."""
-    from teachseg.data.duplicates import duplicates_summary
+    from teachseg.data.duplicate_report import duplicates_summary
 
     dups = duplicates_summary(found, mat_variable=mat_variable)
     risks = dups.pop("risks")

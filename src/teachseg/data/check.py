@@ -1,4 +1,4 @@
-"""Summarise a discovered dataset for ``teachseg data check``: sizes, classes, mask coverage, problems, risks."""
+"""Summarise a discovered dataset for ``teachseg data check``: sizes, classes, mask coverage, problems."""
 
 from __future__ import annotations
 

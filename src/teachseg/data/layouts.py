@@ -40,7 +40,7 @@ class Layout(NamedTuple):
 
 
 def detect_layout(root: Path) -> Layout:
-    """The layout of ``root`` for ``layout="auto"``: images/ + masks/, else X_mask files, else a folder pair."""
+    """The layout for ``layout="auto"``: images/ + masks/, else X_mask files, else a folder pair."""
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return Layout("pairs", "images/ and masks/ folders", root / "images", root / "masks")
     busi_folders = set()

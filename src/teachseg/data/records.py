@@ -1,4 +1,4 @@
-"""The records of a discovered dataset: one :class:`Sample` per image, and the :class:`Discovery` of a folder."""
+"""The records of a discovered dataset: a :class:`Sample` per image, the :class:`Discovery` of a folder."""
 
 from __future__ import annotations
 
