@@ -187,6 +187,7 @@ class EvalDataset(Dataset):
 
 
 def collate_eval(batch: list[dict[str, object]]) -> dict[str, object]:
+    """Stack the images of an evaluation batch; masks stay a list, each at its image's native size."""
     return {
         "image": torch.stack([b["image"] for b in batch]),  # type: ignore[misc]
         "mask": [b["mask"] for b in batch],

@@ -58,4 +58,5 @@ class Discovery:
         return [s for s in self.samples if not s.labelled]
 
     def by_id(self) -> dict[str, Sample]:
+        """The samples by id."""
         return {s.id: s for s in self.samples}

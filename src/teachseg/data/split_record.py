@@ -34,6 +34,7 @@ class Split:
     unlabelled_excluded: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The split as a JSON-ready dict, with its format number and the count of excluded images."""
         return {
             "format": SPLIT_FORMAT,
             **asdict(self),
@@ -42,6 +43,11 @@ class Split:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Split:
+        """A split from :meth:`to_json`'s dict; fields newer than the file take their defaults.
+
+        Raises:
+            ValueError, KeyError, TypeError: ``d`` is not a split.
+        """
         if not isinstance(d, dict):
             raise ValueError("a split must be a JSON object")
         data = {k: v for k, v in d.items() if k != "format"}
