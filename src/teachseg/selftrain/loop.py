@@ -20,7 +20,8 @@ import numpy as np
 
 from teachseg.config import Config
 from teachseg.data.datasets import Record
-from teachseg.data.imageio import read_image, read_mask
+from teachseg.data.imageio import read_image
+from teachseg.data.masks import read_mask
 from teachseg.errors import DataError, ModelError
 from teachseg.io import read_json, write_json
 from teachseg.models import ModelMeta, check_model_folder, load_model_folder

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from teachseg.config import Config
 from teachseg.data.datasets import Record
-from teachseg.data.discover import Discovery, discover
-from teachseg.data.splits import Split, make_split, tile_slides
+from teachseg.data.discover import discover
+from teachseg.data.grouping import tile_slides
+from teachseg.data.records import Discovery
+from teachseg.data.split_record import Split
+from teachseg.data.splits import make_split
 from teachseg.errors import ConfigError, DataError, OutputError
 from teachseg.io import ensure_writable_dir, read_json, write_json, write_text
 
