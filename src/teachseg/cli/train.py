@@ -30,10 +30,7 @@ def train(
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_data, prepare_run_dir
 
-    cfg = load_config(config, set_)
-    from teachseg.models import check_names
-
-    check_names(cfg.model.arch, cfg.model.encoder)
+    cfg = load_config(config, set_)  # checks every name (arch, encoder, precision, ...) before anything else
     run_dir = cfg.run_dir
     child = is_child_rank()
     if not child:
@@ -141,7 +138,8 @@ def models(
     """List the architectures and encoders segmentation_models_pytorch offers, with parameter counts."""
     from rich.table import Table
 
-    from teachseg.models import STUDY_ARCHS, architectures, encoders, parameter_count
+    from teachseg.models import architectures, encoders, parameter_count
+    from teachseg.names import STUDY_ARCHS
 
     table = Table(title="Architectures (encoder resnet34)")
     table.add_column("architecture")

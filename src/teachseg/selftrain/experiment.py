@@ -16,7 +16,6 @@ from typing import Any
 from teachseg.config import Config
 from teachseg.errors import ConfigError, TeachsegError
 from teachseg.io import read_json, write_json, write_text
-from teachseg.models import check_names
 from teachseg.selftrain.loop import run_selftrain
 from teachseg.training.identity import config_drift, config_hash, describe_changes, record_config
 
@@ -29,13 +28,10 @@ def run_dirname(arch: str, student_arch: str | None, seed: int) -> str:
 
 
 def plan(cfg: Config) -> list[dict[str, Any]]:
-    """The grid, validated before anything trains (unknown names fail here)."""
+    """The grid of runs, one per (architecture, seed); its names were checked when ``cfg`` loaded."""
     runs = []
     for arch in cfg.experiment.archs:
-        check_names(arch, cfg.model.encoder)
         student = cfg.experiment.student_archs.get(arch) or cfg.selftrain.student.arch
-        if student:
-            check_names(student, cfg.selftrain.student.encoder or cfg.model.encoder)
         for seed in cfg.experiment.seeds:
             runs.append(
                 {
