@@ -29,8 +29,10 @@ def train(
     from teachseg.training.fit import is_child_rank, train_model
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_data, prepare_run_dir
+    from teachseg.training.spec import ModelSpec
 
     cfg = load_config(config, set_)  # checks every name (arch, encoder, precision, ...) before anything else
+    spec = ModelSpec.teacher(cfg)
     run_dir = cfg.run_dir
     child = is_child_rank()
     if not child:
@@ -42,7 +44,7 @@ def train(
     s = data.split
     if not child:
         console.print(
-            f"[bold]teachseg train[/] {cfg.model.arch}-{cfg.model.encoder} seed {cfg.seed}: "
+            f"[bold]teachseg train[/] {spec.name} seed {cfg.seed}: "
             f"{len(s.train)} train, {len(s.val)} val, {len(s.test)} test images -> {run_dir}",
             highlight=False,
         )
@@ -52,6 +54,7 @@ def train(
         data.train,
         data.val,
         data.test,
+        spec=spec,
         resume=resume or child,
         console=None if child else console,
     )
