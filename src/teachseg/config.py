@@ -52,6 +52,8 @@ class AugmentConfig(_Section):
 
 
 class DataConfig(_Section):
+    """Where the images are, how they are split, and how they are loaded."""
+
     root: Path | None = Field(None, description="dataset folder (images/+masks/, BUSI, .mat, ...)")
     unlabelled_dirs: list[Path] = Field(
         default_factory=list, description="extra folders of unlabelled images"
@@ -120,6 +122,8 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """The model every run trains (a Student may change it, see :class:`StudentConfig`)."""
+
     arch: ArchName = "linknet"
     encoder: EncoderName = "resnet34"
     encoder_weights: str | None = Field(
@@ -135,6 +139,8 @@ class ModelConfig(_Section):
 
 
 class LossConfig(_Section):
+    """The BCE + Dice loss."""
+
     bce_weight: float = Field(1.0, ge=0.0)
     dice_weight: float = Field(1.0, ge=0.0)
     dice_smooth: float = Field(1.0, ge=0.0)
@@ -150,6 +156,8 @@ class LossConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """Optimiser, schedule and the Lightning Trainer's settings."""
+
     epochs: int = Field(30, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -172,6 +180,8 @@ class TrainConfig(_Section):
 
 
 class ConfidenceConfig(_Section):
+    """How soft pseudo-labels weigh each pixel."""
+
     mode: Literal["linear", "threshold", "none"] = Field(
         "linear",
         description="linear: weight=|2p-1|; threshold: ignore pixels below `threshold`; none: weight 1",
@@ -182,6 +192,8 @@ class ConfidenceConfig(_Section):
 
 
 class StudentConfig(_Section):
+    """The Student of self-training, where it differs from the Teacher."""
+
     arch: ArchName | None = Field(None, description="defaults to the teacher's")
     encoder: EncoderName | None = None
     encoder_weights: str | None = None
@@ -192,6 +204,8 @@ class StudentConfig(_Section):
 
 
 class SelfTrainConfig(_Section):
+    """The teacher -> pseudo-labels -> student loop and its replacement rule."""
+
     teacher_model: Path | None = Field(
         None, description="start from this model folder instead of training gen 0"
     )
@@ -206,6 +220,8 @@ class SelfTrainConfig(_Section):
 
 
 class ExperimentConfig(_Section):
+    """The grid ``teachseg experiment`` runs: architectures x seeds."""
+
     archs: list[ArchName] = Field(default_factory=lambda: list(names.STUDY_ARCHS))
     seeds: list[int] = Field(default_factory=lambda: [21, 42, 84])
     student_archs: dict[ArchName, ArchName] = Field(
@@ -245,12 +261,14 @@ class Config(_Section):
         return self.output_dir / self.name
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON types (paths as strings)."""
         return json.loads(self.model_dump_json())
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def hash(self) -> str:
+        """12 hex digits of the SHA-256 of the whole config (sorted keys)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -302,6 +320,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key.sub=value`` overrides to a raw config mapping (in place; also returned)."""
     for text in overrides:
         parts, value = parse_override(text)
         node = data
@@ -318,6 +337,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def build_config(
     data: dict[str, Any] | None, source: str = "config", overrides: list[str] | None = None
 ) -> Config:
+    """Validate a raw mapping (plus overrides) into a :class:`Config`.
+
+    Raises:
+        ConfigError: one line per problem, prefixed with ``source``, with the fix for unknown names.
+    """
     data = apply_overrides(dict(data or {}), overrides or [])
     try:
         return Config.model_validate(data)

@@ -265,6 +265,7 @@ def save_model_folder(model: nn.Module, folder: str | Path, meta: ModelMeta) -> 
 
 
 def check_model_folder(folder: str | Path) -> ModelMeta:
+    """Check that ``folder`` is a complete model folder and return its validated ``teachseg.json``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(

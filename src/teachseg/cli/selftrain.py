@@ -53,6 +53,7 @@ def selftrain(
 
 
 def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
+    """Print a self-training run's lineage table, the winner and why it stopped."""
     from rich.table import Table
 
     from teachseg.io import read_json

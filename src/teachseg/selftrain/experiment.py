@@ -23,6 +23,7 @@ EXPERIMENT = "experiment.json"
 
 
 def run_dirname(arch: str, student_arch: str | None, seed: int) -> str:
+    """A run's folder name: ``linknet_seed42``, or ``linknet-to-fpn_seed42`` for a Student of another arch."""
     pair = arch if not student_arch or student_arch == arch else f"{arch}-to-{student_arch}"
     return f"{pair}_seed{seed}"
 
@@ -45,6 +46,7 @@ def plan(cfg: Config) -> list[dict[str, Any]]:
 
 
 def run_config(cfg: Config, run: dict[str, Any]) -> Config:
+    """The config of one run of the grid: the experiment's, with the run's name, folder, seed and arch(s)."""
     data = cfg.to_dict()
     data["name"] = run["dir"]
     data["output_dir"] = str(cfg.run_dir)
@@ -133,4 +135,5 @@ def run_experiment(
 
 
 def experiment_dir_ok(path: Path) -> bool:
+    """Whether ``path`` is an experiment folder (it holds ``experiment.json``)."""
     return (path / EXPERIMENT).is_file()

@@ -55,6 +55,7 @@ def check_unlabelled(records: list[Record], skip_bad: bool) -> tuple[list[Record
 
 
 def check_teacher_folder(folder: Path, image_size: int) -> ModelMeta:
+    """The metadata of an external Teacher's model folder; refused when trained for another input size."""
     meta = check_model_folder(folder)
     if meta.image_size != image_size:
         raise ModelError(

@@ -81,6 +81,7 @@ class EpochRecorder(Callback):
 
 
 def write_metrics_csv(path: Path, history: Sequence[dict[str, float]]) -> None:
+    """Write ``metrics.csv`` (one row per epoch, :data:`METRIC_COLUMNS`) atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -108,6 +109,8 @@ def is_child_rank() -> bool:
 
 
 def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callback]) -> L.Trainer:
+    """The Lightning Trainer of ``cfg.train`` (precision resolved by :mod:`teachseg.precision`, atomic
+    checkpoints, CSV logs in ``run_dir/logs``, a progress bar only on an interactive terminal)."""
     quiet_lightning()
     t = cfg.train
     interactive = (
