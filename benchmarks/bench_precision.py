@@ -42,6 +42,7 @@ def train_one(args: argparse.Namespace, root: Path, tag: str, precision: str, se
     from teachseg.config import build_config
     from teachseg.training.fit import quiet_lightning, train_model
     from teachseg.training.prepare import prepare_data, prepare_run_dir, write_config
+    from teachseg.training.spec import ModelSpec
 
     cfg = build_config(
         {
@@ -70,7 +71,9 @@ def train_one(args: argparse.Namespace, root: Path, tag: str, precision: str, se
     write_config(run_dir, cfg)
     data = prepare_data(cfg, run_dir)
     started = time.perf_counter()
-    summary = train_model(cfg, run_dir, data.train, data.val, console=_Console(tag))
+    summary = train_model(
+        cfg, run_dir, data.train, data.val, spec=ModelSpec.teacher(cfg), console=_Console(tag)
+    )
     assert summary is not None
     summary["curve"] = read_curve(run_dir / "metrics.csv")
     print(

@@ -186,6 +186,7 @@ def with_teacher(
 def supervised_arm(base: dict[str, Any], name: str) -> dict[str, Any]:
     from teachseg.training.fit import train_model
     from teachseg.training.prepare import prepare_data
+    from teachseg.training.spec import ModelSpec
 
     cfg = build(base, name, label_fraction=1.0)
     summary = reusable(cfg)
@@ -193,7 +194,7 @@ def supervised_arm(base: dict[str, Any], name: str) -> dict[str, Any]:
     if summary is None:
         run_dir = fresh(cfg)
         data = prepare_data(cfg, run_dir)
-        summary = train_model(cfg, run_dir, data.train, data.val, data.test)
+        summary = train_model(cfg, run_dir, data.train, data.val, data.test, spec=ModelSpec.teacher(cfg))
         (run_dir / "bench_config.yaml").write_text(cfg.to_yaml())
     return {"dir": run_dir, "summary": summary}
 

@@ -234,6 +234,7 @@ def run(args: argparse.Namespace) -> tuple[float, float]:
     from teachseg.data.datasets import Record
     from teachseg.data.discover import discover
     from teachseg.training.fit import train_model
+    from teachseg.training.spec import ModelSpec
 
     total = args.warmup + args.steps
     n_images = total * args.batch_size
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace) -> tuple[float, float]:
     timer = make_interleaver(plain, tuned, total)
     with extra_trainer_callback(timer):
         # One validation image: the benchmark times training steps; validation runs once, after them.
-        train_model(cfg, run_dir, records, records[:1])
+        train_model(cfg, run_dir, records, records[:1], spec=ModelSpec.teacher(cfg))
     shutil.rmtree(run_dir, ignore_errors=True)
 
     teach = timer.teachseg[args.warmup :]

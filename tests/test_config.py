@@ -116,3 +116,39 @@ def test_yaml_round_trip_and_hash() -> None:
     assert again.to_dict() == cfg.to_dict()
     assert again.hash() == cfg.hash()
     assert build_config({"seed": 8}).hash() != cfg.hash()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "suggestion"),
+    [
+        ("model.arch", "linknett", "linknet"),
+        ("model.encoder", "resnet181", "resnet18"),
+        ("train.precision", "bf61", "bf16"),
+        ("train.accelerator", "cpuu", "cpu"),
+        ("train.strategy", "dpp", "ddp"),
+        ("selftrain.student.arch", "fnp", "fpn"),
+        ("selftrain.student.encoder", "resnet1", "resnet18"),
+        ("experiment.archs", "[linknet, fnp]", "fpn"),
+    ],
+)
+def test_unknown_names_fail_when_the_config_loads(
+    tmp_path: Path, key: str, value: str, suggestion: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, [f"{key}={value}"])
+    msg = str(err.value)
+    assert str(path) in msg and key in msg and "unknown" in msg
+    assert f"did you mean {suggestion}" in msg and "Fix: use one of" in msg
+
+
+def test_names_written_by_earlier_configs_still_load_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    train = {"precision": "bf16-mixed", "accelerator": "cpu", "strategy": "ddp_spawn"}
+    path.write_text(yaml.safe_dump({"model": {"arch": "fpn", "encoder": "resnet18"}, "train": train}))
+    cfg = load_config(path)
+    assert cfg.to_dict()["train"] == {**cfg.to_dict()["train"], **train}
+    assert (cfg.model.arch, cfg.model.encoder) == ("fpn", "resnet18")
+    for name in ("32-true", "16-mixed", "32", "fp32", "auto"):
+        assert build_config({"train": {"precision": name}}).train.precision == name

@@ -210,9 +210,21 @@ def test_a_model_with_head_dropout_saves_and_loads_as_a_plain_folder(tmp_path: P
 def test_model_decoder_dropout_reaches_the_trained_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder: float, student: float, expected: float
 ) -> None:
-    """``model.decoder_dropout`` used to be read nowhere; every trained model now gets it."""
+    """``model.decoder_dropout`` used to be read nowhere; every trained model now gets it (a Student the larger
+    of it and ``selftrain.student.dropout``), and train_model builds exactly the spec it is given."""
     from teachseg.config import build_config
     from teachseg.training import fit
+    from teachseg.training.spec import ModelSpec
+
+    cfg = build_config(
+        {
+            "model": {"arch": "linknet", "encoder": "resnet18", "decoder_dropout": decoder},
+            "selftrain": {"student": {"dropout": student}},
+        }
+    )
+    assert ModelSpec.teacher(cfg).dropout == decoder
+    spec = ModelSpec.student(cfg)
+    assert spec.dropout == expected
 
     seen: dict[str, float] = {}
 
@@ -223,8 +235,7 @@ def test_model_decoder_dropout_reaches_the_trained_model(
         seen["dropout"] = dropout
         raise _Stop
 
-    monkeypatch.setattr(fit, "build_model", fake_build_model)
-    cfg = build_config({"model": {"arch": "linknet", "encoder": "resnet18", "decoder_dropout": decoder}})
+    monkeypatch.setattr("teachseg.models.build_model", fake_build_model)
     with pytest.raises(_Stop):
-        fit.train_model(cfg, tmp_path / "run", [], [], dropout=student)
+        fit.train_model(cfg, tmp_path / "run", [], [], spec=spec)
     assert seen["dropout"] == expected

@@ -1,7 +1,8 @@
 """Every setting in one place: pydantic models with the defaults, loaded from YAML plus ``--set`` overrides.
 
 Unknown keys are errors (a typo must never be silently ignored); the error names the key and lists the
-valid ones.
+valid ones. Names (architecture, encoder, precision, accelerator, strategy) are checked here too, with a
+did-you-mean list (:mod:`teachseg.names`), so a typo fails before any data is read.
 """
 
 from __future__ import annotations
@@ -9,12 +10,30 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from teachseg import names
 from teachseg.errors import ConfigError
+from teachseg.precision import PrecisionName
+
+# Names checked when the config loads (unknown ones fail with a did-you-mean list; see teachseg.names).
+ArchName = Annotated[names.Arch, BeforeValidator(names.check_arch)]
+EncoderName = Annotated[str, AfterValidator(names.check_encoder)]
+AcceleratorName = Annotated[names.Accelerator, BeforeValidator(names.check_accelerator)]
+StrategyName = Annotated[str, AfterValidator(names.check_strategy)]
+PrecisionSetting = Annotated[PrecisionName, BeforeValidator(names.check_precision)]
 
 
 class _Section(BaseModel):
@@ -33,6 +52,8 @@ class AugmentConfig(_Section):
 
 
 class DataConfig(_Section):
+    """Where the images are, how they are split, and how they are loaded."""
+
     root: Path | None = Field(None, description="dataset folder (images/+masks/, BUSI, .mat, ...)")
     unlabelled_dirs: list[Path] = Field(
         default_factory=list, description="extra folders of unlabelled images"
@@ -101,8 +122,10 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    arch: str = "linknet"
-    encoder: str = "resnet34"
+    """The model every run trains (a Student may change it, see :class:`StudentConfig`)."""
+
+    arch: ArchName = "linknet"
+    encoder: EncoderName = "resnet34"
     encoder_weights: str | None = Field(
         None, description="'imagenet' (downloaded through smp), null (random), or a local weights file"
     )
@@ -116,6 +139,8 @@ class ModelConfig(_Section):
 
 
 class LossConfig(_Section):
+    """The BCE + Dice loss."""
+
     bce_weight: float = Field(1.0, ge=0.0)
     dice_weight: float = Field(1.0, ge=0.0)
     dice_smooth: float = Field(1.0, ge=0.0)
@@ -131,37 +156,32 @@ class LossConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """Optimiser, schedule and the Lightning Trainer's settings."""
+
     epochs: int = Field(30, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     scheduler: Literal["cosine", "none"] = "cosine"
-    precision: str = Field(
+    precision: PrecisionSetting = Field(
         "auto",
         description="auto, fp32, bf16 or fp16 (or Lightning's 32-true, bf16-mixed, 16-mixed), for training, "
         "evaluation and pseudo-labels alike; auto = bf16 on GPUs and CPUs that support it natively, else "
         "fp16 on GPU and fp32 on CPU (see teachseg.precision)",
     )
     channels_last: bool = True
-    accelerator: str = "auto"
+    accelerator: AcceleratorName = "auto"
     devices: int | str = 1
-    strategy: str = "auto"
+    strategy: StrategyName = "auto"
     num_nodes: int = Field(1, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1)
     limit_train_batches: int | float | None = None
     log_every_n_steps: int = 10
     progress_bar: bool = True
 
-    @field_validator("precision")
-    @classmethod
-    def _known_precision(cls, v: str) -> str:
-        from teachseg.precision import ALIASES, valid_names
-
-        if str(v).strip().lower() not in ALIASES:
-            raise ValueError(f"unknown precision '{v}'; use one of: {valid_names()}")
-        return v  # kept as written: old configs (and their hashes) stay valid
-
 
 class ConfidenceConfig(_Section):
+    """How soft pseudo-labels weigh each pixel."""
+
     mode: Literal["linear", "threshold", "none"] = Field(
         "linear",
         description="linear: weight=|2p-1|; threshold: ignore pixels below `threshold`; none: weight 1",
@@ -172,8 +192,10 @@ class ConfidenceConfig(_Section):
 
 
 class StudentConfig(_Section):
-    arch: str | None = Field(None, description="defaults to the teacher's")
-    encoder: str | None = None
+    """The Student of self-training, where it differs from the Teacher."""
+
+    arch: ArchName | None = Field(None, description="defaults to the teacher's")
+    encoder: EncoderName | None = None
     encoder_weights: str | None = None
     init_from_teacher: bool = False
     epochs: int | None = Field(None, description="defaults to train.epochs")
@@ -225,6 +247,9 @@ class OnlineConfig(_Section):
 
 
 class SelfTrainConfig(_Section):
+    """How unlabelled images are used: the study's teacher -> pseudo-labels -> student loop and its
+    replacement rule, or an online method (``method``)."""
+
     method: Method = Field(
         "teacher_student",
         description="teacher_student (the study's loop), mean_teacher, fixmatch, or supervised (labelled only)",
@@ -244,9 +269,11 @@ class SelfTrainConfig(_Section):
 
 
 class ExperimentConfig(_Section):
-    archs: list[str] = Field(default_factory=lambda: ["linknet", "fpn"])
+    """The grid ``teachseg experiment`` runs: architectures x seeds (x methods x label fractions)."""
+
+    archs: list[ArchName] = Field(default_factory=lambda: list(names.STUDY_ARCHS))
     seeds: list[int] = Field(default_factory=lambda: [21, 42, 84])
-    student_archs: dict[str, str] = Field(
+    student_archs: dict[ArchName, ArchName] = Field(
         default_factory=dict, description="optional teacher->student pairing, e.g. {linknet: fpn}"
     )
     methods: list[Method] = Field(
@@ -275,7 +302,7 @@ class ExperimentConfig(_Section):
 
     @field_validator("archs")
     @classmethod
-    def _archs_non_empty(cls, v: list[str]) -> list[str]:
+    def _archs_non_empty(cls, v: list[names.Arch]) -> list[names.Arch]:
         if not v:
             raise ValueError("the architecture list is empty; give at least one, e.g. [linknet, fpn]")
         return v
@@ -299,12 +326,14 @@ class Config(_Section):
         return self.output_dir / self.name
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON types (paths as strings)."""
         return json.loads(self.model_dump_json())
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def hash(self) -> str:
+        """12 hex digits of the SHA-256 of the whole config (sorted keys)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -339,6 +368,12 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(lines)
 
 
+def validation_fixes(exc: ValidationError) -> str | None:
+    """The fixes the name checks of :mod:`teachseg.names` attach to their errors (None when there are none)."""
+    fixes = [str(err["ctx"]["fix"]) for err in exc.errors() if "fix" in err.get("ctx", {})]
+    return "; ".join(dict.fromkeys(fixes)) or None
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``key.sub=value`` (value in YAML syntax) from ``--set``."""
     if "=" not in text:
@@ -350,6 +385,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key.sub=value`` overrides to a raw config mapping (in place; also returned)."""
     for text in overrides:
         parts, value = parse_override(text)
         node = data
@@ -366,11 +402,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def build_config(
     data: dict[str, Any] | None, source: str = "config", overrides: list[str] | None = None
 ) -> Config:
+    """Validate a raw mapping (plus overrides) into a :class:`Config`.
+
+    Raises:
+        ConfigError: one line per problem, prefixed with ``source``, with the fix for unknown names.
+    """
     data = apply_overrides(dict(data or {}), overrides or [])
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source), fix=validation_fixes(exc)) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:

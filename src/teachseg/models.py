@@ -26,51 +26,37 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 META_FILE = "teachseg.json"
 FORMAT_VERSION = 1
-#: The architectures the study trains and compares.
-STUDY_ARCHS = ("linknet", "fpn")
 
 
 def architectures() -> list[str]:
+    """smp's architecture names (``smp.MODEL_ARCHITECTURES_MAPPING``), sorted."""
     import segmentation_models_pytorch as smp
 
     return sorted(smp.MODEL_ARCHITECTURES_MAPPING)
 
 
 def encoders() -> list[str]:
+    """smp's encoder names (timm's are also accepted as ``tu-<name>``), sorted."""
     import segmentation_models_pytorch as smp
 
     return sorted(smp.encoders.get_encoder_names())
 
 
-def _closest(name: str, options: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, options, n=3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
-
-
 def check_names(arch: str, encoder: str) -> None:
-    """Fail early, listing the valid names, when an architecture or encoder is unknown."""
-    archs = architectures()
-    if arch.lower() not in archs:
-        raise ModelError(
-            f"unknown architecture '{arch}'{_closest(arch.lower(), archs)}",
-            fix=f"use one of: {', '.join(archs)}",
-        )
-    if encoder.startswith("tu-"):
-        import timm
+    """Fail early, listing the valid names, when an architecture or encoder is unknown.
 
-        if not timm.list_models(encoder[3:]):
-            raise ModelError(
-                f"unknown timm encoder '{encoder}'", fix="see `timm.list_models()` for valid names"
-            )
-        return
-    encs = encoders()
-    if encoder not in encs:
-        raise ModelError(
-            f"unknown encoder '{encoder}'{_closest(encoder, encs)}",
-            fix=f"use one of: {', '.join(encs)} (or a timm encoder as tu-<name>)",
-        )
+    The same checks as a config's when it loads (:mod:`teachseg.names`), for direct calls of :func:`build_model`.
+    """
+    from pydantic_core import PydanticCustomError
+
+    from teachseg.names import check_arch, check_encoder
+
+    try:
+        check_arch(arch)
+        check_encoder(encoder)
+    except PydanticCustomError as exc:
+        ctx = exc.context or {}
+        raise ModelError(str(ctx.get("message", exc)), fix=ctx.get("fix")) from None
 
 
 def build_model(
@@ -279,6 +265,7 @@ def save_model_folder(model: nn.Module, folder: str | Path, meta: ModelMeta) -> 
 
 
 def check_model_folder(folder: str | Path) -> ModelMeta:
+    """Check that ``folder`` is a complete model folder and return its validated ``teachseg.json``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(

@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from teachseg.errors import ConfigError
 
@@ -36,13 +36,21 @@ if TYPE_CHECKING:
 
 
 class Precision(StrEnum):
+    """A precision policy; ``AUTO`` until :func:`resolve` makes it concrete for a device."""
+
     AUTO = "auto"
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
 
 
+#: Every spelling ``train.precision`` accepts (checked case-insensitively, stored in lower case as written).
+PrecisionName = Literal[
+    "auto", "fp32", "32", "32-true", "float32", "bf16", "bf16-mixed", "fp16", "16", "16-mixed", "float16"
+]
+
 #: Every accepted spelling (lower case) and the policy it means; Lightning's names are kept for old configs.
+#: Its keys are :data:`PrecisionName`'s values (a test keeps them equal).
 ALIASES: dict[str, Precision] = {
     "auto": Precision.AUTO,
     "fp32": Precision.FP32,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,41 @@ def test_bad_names_and_sizes(
     line = _fail(["train", str(write_config(synth_data)), "--set", override], capsys)
     for text in expected:
         assert text in line
+
+
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [
+        ("model.arch=fnp", "fpn"),
+        ("model.encoder=resnet181", "resnet18"),
+        ("train.precision=bf61", "bf16"),
+        ("train.accelerator=cpuu", "cpu"),
+        ("train.strategy=dpp", "ddp"),
+    ],
+)
+def test_unknown_names_fail_before_data_preparation(
+    tmp_path: Path,
+    synth_data: Path,
+    write_config,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    override: str,
+    suggestion: str,
+) -> None:
+    """Checked when the config loads: no run folder, no data read (accelerator and strategy used to fail
+    only when the Trainer was built, after the split and the run folder were written)."""
+    import teachseg.training.prepare as prepare
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("data preparation reached")
+
+    monkeypatch.setattr(prepare, "prepare_data", never)
+    started = time.perf_counter()
+    line = _fail(["train", str(write_config(synth_data)), "--set", override], capsys)
+    assert time.perf_counter() - started < 10  # about a second once smp and Lightning are imported
+    key = override.split("=")[0]
+    assert key in line and f"did you mean {suggestion}" in line and "Fix:" in line
+    assert not (tmp_path / "runs").exists()
 
 
 def test_output_folder_that_cannot_be_written(tmp_path: Path, synth_data: Path, write_config, capsys) -> None:

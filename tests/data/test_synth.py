@@ -9,7 +9,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from teachseg.data.discover import discover
-from teachseg.data.imageio import read_image, read_mask
+from teachseg.data.imageio import read_image
+from teachseg.data.masks import read_mask
 from teachseg.data.synth import generate, make_tile
 from teachseg.errors import OutputError
 

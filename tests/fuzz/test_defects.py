@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from teachseg.config import load_config
-from teachseg.data.discover import Sample
-from teachseg.data.splits import tile_slides
+from teachseg.data.grouping import tile_slides
+from teachseg.data.records import Sample
 from teachseg.errors import ConfigError, DataError, ModelError
 from teachseg.inference.tile_slides import load_annotations
 from teachseg.models import META_FILE, check_model_folder
@@ -113,7 +113,7 @@ def test_mat5_with_an_unknown_data_type_is_refused_not_a_crash(
     path = tmp_path / "m.mat"
     path.write_bytes(bytes(data))
     code = (
-        "import sys; from pathlib import Path; from teachseg.data.imageio import read_mask\n"
+        "import sys; from pathlib import Path; from teachseg.data.masks import read_mask\n"
         "from teachseg.errors import DataError\n"
         f"try:\n    read_mask([Path({str(path)!r})])\nexcept DataError as e:\n    print(e)\n    sys.exit(3)\n"
     )

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from teachseg.data.imageio import image_shape, read_image, read_mask
+from teachseg.data.imageio import image_shape, read_image
+from teachseg.data.masks import read_mask
 from teachseg.errors import DataError
 from tests.fuzz.conftest import check, mutations, png_with_size
 

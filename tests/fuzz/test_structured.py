@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from teachseg.config import load_config
-from teachseg.data.discover import Sample
-from teachseg.data.splits import tile_slides
+from teachseg.data.grouping import tile_slides
+from teachseg.data.records import Sample
 from teachseg.inference.tile_slides import load_annotations
 from teachseg.training.prepare import tiles_mpp
 from tests.fuzz.conftest import check, mutations

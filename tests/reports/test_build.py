@@ -136,3 +136,66 @@ def test_damaged_run_builds_what_it_can(selftrain_run: Path):
     html = res.html.read_text(encoding="utf-8")
     assert "problems with the run files" in html and "gen2/metrics.csv" in html
     assert (res.html.parent / "warnings.txt").read_text().count("\n") == len(res.warnings)
+
+
+def _section_ids(html: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)"', html)
+
+
+def test_experiment_report_holds_every_section_table_and_figure(experiment_report, experiment_dir: Path):
+    """Each section builder contributes, in page order, and nothing goes missing between them."""
+    out = experiment_dir / "report"
+    html = experiment_report.html.read_text(encoding="utf-8")
+    assert _section_ids(html) == [
+        "setup",
+        "arch-linknet",
+        "arch-fpn",
+        "paired",
+        "curves",
+        "overlays",
+        "pseudo",
+        "distribution",
+        "lineage",
+        "worst",
+        "reproduce",
+    ]
+    runs = [f"{a}_seed{s}" for a in ("linknet", "fpn") for s in (21, 42)]
+    tables = ["splits"]
+    tables += [f"{a}_{part}" for a in ("linknet", "fpn") for part in ("teacher", "student", "comparison")]
+    tables += ["paired_dice", "pseudo_labels", "linknet_per_class", "fpn_per_class"]
+    tables += [f"lineage_{r}" for r in runs] + ["worst_cases"]
+    assert re.findall(r'<table id="table-([^"]+)"', html) == tables  # page order
+    for ext in ("csv", "md", "tex"):
+        assert {p.stem for p in (out / "tables").glob(f"*.{ext}")} == set(tables)
+    md_titles = re.findall(r"^\*\*(.+)\*\*$", (out / "tables.md").read_text(encoding="utf-8"), re.M)
+    assert len(md_titles) == len(tables)
+    figures = {f"curves_{r}" for r in runs} | {"dice_by_class_linknet", "dice_by_class_fpn"}
+    figures |= {f"overlay_{a}_seed21_{k}" for a in ("linknet", "fpn") for k in ("fixed", "best", "worst")}
+    figures |= {f"{a}_seed21_pseudo_gen1" for a in ("linknet", "fpn")}
+    assert {p.stem for p in (out / "figures").glob("*.png")} == figures
+
+
+def test_train_report_holds_every_section(train_run: Path, tmp_path: Path):
+    html = build_report(train_run, tmp_path / "rep")
+    assert _section_ids(html.read_text(encoding="utf-8")) == [
+        "setup",
+        "results",
+        "curves",
+        "overlays",
+        "distribution",
+        "worst",
+        "reproduce",
+    ]
+    assert {p.stem for p in (tmp_path / "rep" / "tables").glob("*.csv")} == {
+        "splits",
+        "summary",
+        "per_class",
+        "worst_cases",
+    }
+    assert {p.stem for p in (tmp_path / "rep" / "figures").glob("*.png")} == {
+        "curves",
+        "dice_by_class",
+        "overlay_fixed",
+        "overlay_best",
+        "overlay_worst",
+    }

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from teachseg.errors import DataError
-from teachseg.reports.runs import Warnings, detect_kind, load, load_selftrain_run, load_train_run
+from teachseg.reports.readers import Warnings
+from teachseg.reports.runs import detect_kind, load, load_selftrain_run, load_train_run
 
 
 def test_detects_each_folder_kind(experiment_dir: Path, train_run: Path, selftrain_run: Path):

@@ -67,7 +67,8 @@ def check(
 
     Exits with 1 when problems were found (with --strict: when any risk was found), 0 otherwise.
     """
-    from teachseg.data.discover import check_dataset, discover
+    from teachseg.data.check import check_dataset
+    from teachseg.data.discover import discover
 
     json_only = json_path == "-"
     found = discover(directory, layout=layout, images_dir=images, masks_dir=masks)
@@ -139,7 +140,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 def _print_groups_and_duplicates(found: Any, summary: dict[str, Any], mat_variable: str | None) -> None:
     """Add ``groups`` and ``duplicates`` (exact sets, near pairs) to ``summary``, their risks to its
     ``risks``, and print them (issue 8). Hashes are cached, so a second check of a large folder is fast."""
-    from teachseg.data.duplicates import duplicates_summary
+    from teachseg.data.duplicate_report import duplicates_summary
 
     dups = duplicates_summary(found, mat_variable=mat_variable)
     risks = dups.pop("risks")

@@ -32,19 +32,14 @@ def selftrain(
 ) -> None:
     """Teacher -> soft pseudo-labels -> Student -> next Teacher, until the Student stops beating it."""
     from teachseg.config import load_config
-    from teachseg.models import check_names
     from teachseg.selftrain.loop import run_selftrain
     from teachseg.training.fit import is_child_rank
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_run_dir
 
-    cfg = load_config(config, set_)
+    cfg = load_config(config, set_)  # checks every name (Teacher's and Student's) before anything else
     if skip_bad:
         cfg.selftrain.skip_bad = True
-    check_names(cfg.model.arch, cfg.model.encoder)
-    s = cfg.selftrain.student
-    if s.arch or s.encoder:
-        check_names(s.arch or cfg.model.arch, s.encoder or cfg.model.encoder)
     run_dir = cfg.run_dir
     child = is_child_rank()
     if not child:
@@ -58,6 +53,7 @@ def selftrain(
 
 
 def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
+    """Print a self-training run's lineage table, the winner and why it stopped."""
     from rich.table import Table
 
     from teachseg.io import read_json
@@ -111,7 +107,7 @@ def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOp
     from teachseg.selftrain.experiment import plan, run_experiment
 
     cfg = load_config(config, set_)
-    runs = plan(cfg)  # fails on unknown names before anything trains
+    runs = plan(cfg)
     console.print(f"[bold]experiment[/] {cfg.name}: {len(runs)} runs -> {cfg.run_dir}", highlight=False)
     state = run_experiment(cfg, overwrite=overwrite, console=console)
     report = _build_report(cfg.run_dir)

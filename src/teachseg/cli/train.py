@@ -29,11 +29,10 @@ def train(
     from teachseg.training.fit import is_child_rank, train_model
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_data, prepare_run_dir
+    from teachseg.training.spec import ModelSpec
 
-    cfg = load_config(config, set_)
-    from teachseg.models import check_names
-
-    check_names(cfg.model.arch, cfg.model.encoder)
+    cfg = load_config(config, set_)  # checks every name (arch, encoder, precision, ...) before anything else
+    spec = ModelSpec.teacher(cfg)
     run_dir = cfg.run_dir
     child = is_child_rank()
     if not child:
@@ -45,7 +44,7 @@ def train(
     s = data.split
     if not child:
         console.print(
-            f"[bold]teachseg train[/] {cfg.model.arch}-{cfg.model.encoder} seed {cfg.seed}: "
+            f"[bold]teachseg train[/] {spec.name} seed {cfg.seed}: "
             f"{len(s.train)} train, {len(s.val)} val, {len(s.test)} test images -> {run_dir}",
             highlight=False,
         )
@@ -55,6 +54,7 @@ def train(
         data.train,
         data.val,
         data.test,
+        spec=spec,
         resume=resume or child,
         console=None if child else console,
     )
@@ -141,7 +141,8 @@ def models(
     """List the architectures and encoders segmentation_models_pytorch offers, with parameter counts."""
     from rich.table import Table
 
-    from teachseg.models import STUDY_ARCHS, architectures, encoders, parameter_count
+    from teachseg.models import architectures, encoders, parameter_count
+    from teachseg.names import STUDY_ARCHS
 
     table = Table(title="Architectures (encoder resnet34)")
     table.add_column("architecture")

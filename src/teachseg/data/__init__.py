@@ -1,5 +1,8 @@
-"""Data: find images and masks (:mod:`.discover`), read them (:mod:`.imageio`), split them
-(:mod:`.splits`) and generate a synthetic demo set (:mod:`.synth`).
+"""Data: find, read, split and augment the images and masks of a dataset folder."""
 
-Kept light on purpose: import the submodules you need (``from teachseg.data.discover import discover``).
-"""
+# Import the submodules you need (kept light on purpose). In the order data flows through them:
+#   discover (entry point) -> layouts, folders, records; check (the `data check` summary)
+#   imageio (images), masks, matfile (.mat masks), limits (pixel limit before decoding)
+#   duplicates (fingerprints), duplicate_report (the `data check` section)
+#   splits (entry point) -> grouping, stratify, split_record (split.json)
+#   datasets, transforms (what training reads), synth (the synthetic demo set)

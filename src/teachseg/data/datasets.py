@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from teachseg.data.imageio import read_image, read_mask
+from teachseg.data.imageio import read_image
+from teachseg.data.masks import read_mask
 from teachseg.data.transforms import JointTransform, Normalise, resize, to_float_image
 from teachseg.losses import confidence_weight
 
@@ -186,6 +187,7 @@ class EvalDataset(Dataset):
 
 
 def collate_eval(batch: list[dict[str, object]]) -> dict[str, object]:
+    """Stack the images of an evaluation batch; masks stay a list, each at its image's native size."""
     return {
         "image": torch.stack([b["image"] for b in batch]),  # type: ignore[misc]
         "mask": [b["mask"] for b in batch],

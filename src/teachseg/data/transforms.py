@@ -19,6 +19,8 @@ from teachseg.config import AugmentConfig
 
 @dataclass(frozen=True)
 class Normalise:
+    """Per-channel ``(image - mean) / std`` of a ``(3, H, W)`` image."""
+
     mean: Sequence[float]
     std: Sequence[float]
 

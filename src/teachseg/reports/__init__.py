@@ -28,8 +28,9 @@ class ReportResult:
 
 def build_report_with_warnings(run_dir: str | Path, out: str | Path | None = None) -> ReportResult:
     """Like :func:`build_report`, also returning the warnings (missing or corrupt files)."""
-    from teachseg.reports.build import assemble, write_report
-    from teachseg.reports.runs import Warnings
+    from teachseg.reports.build import assemble
+    from teachseg.reports.readers import Warnings
+    from teachseg.reports.writer import write_report
 
     run_dir = Path(run_dir)
     warn = Warnings()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from teachseg.reports.runs import Warnings
+from teachseg.reports.readers import Warnings
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 TP_RGB = (0, 158, 115)

@@ -1,4 +1,4 @@
-"""Render a :class:`~teachseg.reports.build.Report` as one self-contained, escaped HTML page."""
+"""Render a :class:`~teachseg.reports.document.Report` as one self-contained, escaped HTML page."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import datetime as _dt
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from teachseg.reports import tables as T
-
-if TYPE_CHECKING:
-    from teachseg.reports.build import Report
+from teachseg.reports.document import Report
+from teachseg.reports.tables.model import Interval, Table, fmt
 
 TEMPLATES = Path(__file__).parent / "templates"
 PACKAGES = ("teachseg", "torch", "segmentation-models-pytorch", "lightning", "numpy", "scipy", "matplotlib")
@@ -32,6 +30,7 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit(cwd: Path | None = None) -> str:
+    """The checked-out commit of ``cwd``'s repository, or ``unknown``."""
     try:
         res = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
@@ -43,6 +42,7 @@ def git_commit(cwd: Path | None = None) -> str:
 
 
 def data_uri(png: bytes) -> str:
+    """PNG bytes as an inline ``data:`` URI."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
@@ -56,14 +56,15 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = T.fmt
+    env.filters["fmt"] = fmt
     env.filters["data_uri"] = data_uri
-    env.tests["table"] = lambda b: isinstance(b, T.Table)
-    env.tests["interval"] = lambda c: isinstance(c, T.Interval)
+    env.tests["table"] = lambda b: isinstance(b, Table)
+    env.tests["interval"] = lambda c: isinstance(c, Interval)
     return env
 
 
 def render_html(rep: Report) -> str:
+    """The report as one page: tables, inlined figures, setup, config and how to reproduce it."""
     config_text = (
         yaml.safe_dump(rep.config, sort_keys=False, allow_unicode=True)
         if rep.config

@@ -1,136 +1,24 @@
 """Load run folders written by ``teachseg train``, ``selftrain`` and ``experiment`` -- tolerantly.
 
 Every reader returns what it could read and records a warning naming the file for anything missing or
-corrupt, so that a report can still be built from a half-finished or damaged run.
+corrupt, so that a report can still be built from a half-finished or damaged run (the readers of single
+files are in :mod:`teachseg.reports.readers`).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from teachseg.errors import DataError
+from teachseg.reports.readers import Warnings, read_csv, read_json, read_yaml
 
 RunKind = Literal["experiment", "selftrain", "train"]
 
 _GEN_DIR = re.compile(r"^gen(\d+)$")
-
-
-@dataclass
-class Warnings:
-    """Problems found while loading; each message names the file."""
-
-    messages: list[str] = field(default_factory=list)
-
-    def add(self, path: Path, problem: str) -> None:
-        msg = f"{path}: {problem}"
-        if msg not in self.messages:
-            self.messages.append(msg)
-
-    def __iter__(self):
-        return iter(self.messages)
-
-    def __len__(self) -> int:
-        return len(self.messages)
-
-
-# --- tolerant file readers ------------------------------------------------------------------------------
-
-
-def read_json(path: Path, warn: Warnings, *, required: bool = True) -> Any:
-    if not path.is_file():
-        if required:
-            warn.add(path, "missing")
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        warn.add(path, f"corrupt JSON, skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-        return None
-
-
-def read_yaml(path: Path, warn: Warnings, *, required: bool = True) -> dict[str, Any] | None:
-    if not path.is_file():
-        if required:
-            warn.add(path, "missing")
-        return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
-        warn.add(path, f"corrupt YAML, skipped ({type(exc).__name__})")
-        return None
-    if not isinstance(data, dict):
-        warn.add(path, "not a mapping of keys to values, skipped")
-        return None
-    return data
-
-
-def _to_number(text: str | None) -> float | str | None:
-    if text is None:
-        return None
-    s = text.strip()
-    if s == "" or s.lower() in {"nan", "none", "null"}:
-        return math.nan if s.lower() == "nan" else None
-    try:
-        return float(s)
-    except ValueError:
-        return s
-
-
-def read_csv(
-    path: Path,
-    warn: Warnings,
-    required_columns: tuple[str, ...],
-    *,
-    required: bool = True,
-    text_columns=("id", "class"),
-) -> list[dict[str, Any]]:
-    """Read a CSV into dicts; numeric columns become floats. Bad rows are skipped with one warning."""
-    if not path.is_file():
-        if required:
-            warn.add(path, "missing")
-        return []
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in required_columns if c not in header]
-            if missing:
-                warn.add(path, f"corrupt CSV: missing column(s) {', '.join(missing)}, skipped")
-                return []
-            rows: list[dict[str, Any]] = []
-            bad = 0
-            for raw in reader:
-                row: dict[str, Any] = {}
-                ok = True
-                for key, value in raw.items():
-                    if key is None:
-                        continue
-                    if key in text_columns:
-                        row[key] = value if value not in (None, "") else None
-                    else:
-                        num = _to_number(value)
-                        if isinstance(num, str):
-                            ok = False
-                        row[key] = num
-                if not ok or any(row.get(c) is None and c not in text_columns for c in required_columns):
-                    bad += 1
-                    continue
-                rows.append(row)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        warn.add(path, f"corrupt CSV, skipped ({type(exc).__name__})")
-        return []
-    if bad:
-        warn.add(path, f"{bad} malformed row(s) skipped")
-    return rows
-
 
 # --- run structures -------------------------------------------------------------------------------------
 

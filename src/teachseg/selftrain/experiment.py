@@ -16,7 +16,6 @@ from typing import Any
 from teachseg.config import Config
 from teachseg.errors import ConfigError, TeachsegError
 from teachseg.io import read_json, write_json, write_text
-from teachseg.models import check_names
 from teachseg.selftrain.loop import run_selftrain
 from teachseg.training.identity import config_drift, config_hash, describe_changes, record_config
 
@@ -24,18 +23,16 @@ EXPERIMENT = "experiment.json"
 
 
 def run_dirname(arch: str, student_arch: str | None, seed: int) -> str:
+    """A run's folder name: ``linknet_seed42``, or ``linknet-to-fpn_seed42`` for a Student of another arch."""
     pair = arch if not student_arch or student_arch == arch else f"{arch}-to-{student_arch}"
     return f"{pair}_seed{seed}"
 
 
 def plan(cfg: Config) -> list[dict[str, Any]]:
-    """The grid, validated before anything trains (unknown names fail here)."""
+    """The grid of runs, one per (architecture, seed); its names were checked when ``cfg`` loaded."""
     runs = []
     for arch in cfg.experiment.archs:
-        check_names(arch, cfg.model.encoder)
         student = cfg.experiment.student_archs.get(arch) or cfg.selftrain.student.arch
-        if student:
-            check_names(student, cfg.selftrain.student.encoder or cfg.model.encoder)
         for seed in cfg.experiment.seeds:
             runs.append(
                 {
@@ -49,6 +46,7 @@ def plan(cfg: Config) -> list[dict[str, Any]]:
 
 
 def run_config(cfg: Config, run: dict[str, Any]) -> Config:
+    """The config of one run of the grid: the experiment's, with the run's name, folder, seed and arch(s)."""
     data = cfg.to_dict()
     data["name"] = run["dir"]
     data["output_dir"] = str(cfg.run_dir)
@@ -137,4 +135,5 @@ def run_experiment(
 
 
 def experiment_dir_ok(path: Path) -> bool:
+    """Whether ``path`` is an experiment folder (it holds ``experiment.json``)."""
     return (path / EXPERIMENT).is_file()

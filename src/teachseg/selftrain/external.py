@@ -106,8 +106,8 @@ def rescore_teacher(
     model, meta = load_model_folder(folder, map_location="cuda" if on_gpu else "cpu")
     precision = str(resolve(cfg.train.precision, cfg.train.accelerator))
     mat = cfg.data.mat_variable
-    # Scored as a Student of this run is (training/fit.py): no TTA, this run's precision, memory format
-    # and batch size, so the replacement rule compares like with like.
+    # Scored as a Student of this run is (training/steps.py, evaluate_run): no TTA, this run's precision,
+    # memory format and batch size, so the replacement rule compares like with like.
     same_as_students: dict[str, Any] = {
         "batch_size": cfg.data.batch_size,
         "tta": False,

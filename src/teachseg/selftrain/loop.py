@@ -20,7 +20,8 @@ import numpy as np
 
 from teachseg.config import Config
 from teachseg.data.datasets import Record
-from teachseg.data.imageio import read_image, read_mask
+from teachseg.data.imageio import read_image
+from teachseg.data.masks import read_mask
 from teachseg.errors import DataError, ModelError
 from teachseg.io import read_json, write_json
 from teachseg.models import ModelMeta, check_model_folder, load_model_folder
@@ -28,6 +29,7 @@ from teachseg.selftrain.external import check_teacher_data, rescore_teacher
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records, sha256_file
 from teachseg.training.fit import train_model
 from teachseg.training.prepare import PreparedData, prepare_data
+from teachseg.training.spec import ModelSpec
 
 LINEAGE = "lineage.json"
 
@@ -54,6 +56,7 @@ def check_unlabelled(records: list[Record], skip_bad: bool) -> tuple[list[Record
 
 
 def check_teacher_folder(folder: Path, image_size: int) -> ModelMeta:
+    """The metadata of an external Teacher's model folder; refused when trained for another input size."""
     meta = check_model_folder(folder)
     if meta.image_size != image_size:
         raise ModelError(
@@ -155,11 +158,10 @@ def run_selftrain(
         )
         teacher_dir_name = str(teacher_model_dir)
     else:
-        say(
-            f"[bold]generation 0[/]: training the Teacher ({cfg.model.arch}-{cfg.model.encoder}) on {len(data.train)} labelled images"
-        )
+        spec = ModelSpec.teacher(cfg)
+        say(f"[bold]generation 0[/]: training the Teacher ({spec.name}) on {len(data.train)} labelled images")
         teacher = train_model(
-            cfg, run_dir / "gen0", data.train, data.val, data.test, resume=resume, console=console
+            cfg, run_dir / "gen0", data.train, data.val, data.test, spec=spec, resume=resume, console=console
         )
         teacher_model_dir = run_dir / "gen0" / "model"
         teacher_dir_name = "gen0"
@@ -202,12 +204,13 @@ def run_selftrain(
         if withheld:
             pstats["dice_vs_withheld_masks"] = pseudo_quality(unlabelled, manifest, pseudo_dir, withheld)
         s = st.student
-        arch, encoder = s.arch or cfg.model.arch, s.encoder or cfg.model.encoder
+        student_spec = ModelSpec.student(cfg)
         init_state = None
         if s.init_from_teacher:
-            if (arch, encoder) != (meta.arch, meta.encoder):
+            if (student_spec.arch, student_spec.encoder) != (meta.arch, meta.encoder):
                 raise ModelError(
-                    f"student.init_from_teacher needs the teacher's architecture ({meta.arch}-{meta.encoder}), got {arch}-{encoder}",
+                    f"student.init_from_teacher needs the teacher's architecture ({meta.arch}-{meta.encoder}), "
+                    f"got {student_spec.name}",
                     fix="set selftrain.student.init_from_teacher=false or use the same arch and encoder",
                 )
             init_state = teacher_state
@@ -215,7 +218,7 @@ def run_selftrain(
         gen_cfg = cfg if no_gain == 0 else cfg.model_copy(update={"seed": cfg.seed + g})
         train_records = [*data.train, *pseudo_records(unlabelled, manifest, pseudo_dir)]
         say(
-            f"generation {g}: training the Student ({arch}-{encoder}) on {len(data.train)} labelled + {len(unlabelled)} pseudo-labelled images"
+            f"generation {g}: training the Student ({student_spec.name}) on {len(data.train)} labelled + {len(unlabelled)} pseudo-labelled images"
         )
         student = train_model(
             gen_cfg,
@@ -223,13 +226,10 @@ def run_selftrain(
             train_records,
             data.val,
             data.test,
-            arch=arch,
-            encoder=encoder,
-            encoder_weights=s.encoder_weights if (s.arch or s.encoder) else "config",
+            spec=student_spec,
             epochs=s.epochs,
             init_state=init_state,
             strong_augment=s.strong_augment,
-            dropout=s.dropout,
             resume=resume,
             console=console,
             extra_summary={"generation": g, "teacher": f"gen{teacher_gen}"},

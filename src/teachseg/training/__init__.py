@@ -1,1 +1,1 @@
-"""Training: a thin LightningModule, a DataModule, and the function that builds the Trainer and writes a run."""
+"""Training: LightningModule, DataModule, model spec, the steps of one run, and train_model chaining them."""

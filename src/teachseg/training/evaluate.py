@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from teachseg.data.datasets import Record
-from teachseg.data.imageio import read_image, read_mask
+from teachseg.data.imageio import read_image
+from teachseg.data.masks import read_mask
 from teachseg.data.transforms import Normalise, resize, to_float_image
 from teachseg.inference.predictor import Predictor
 from teachseg.io import write_json, write_png, write_text

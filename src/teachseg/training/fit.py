@@ -1,5 +1,9 @@
 """Build the Lightning Trainer, train one model, and write its run folder.
 
+:func:`train_model` chains the steps of :mod:`teachseg.training.steps` for one model (a
+:class:`~teachseg.training.spec.ModelSpec`); this module holds the Lightning plumbing they share: the
+Trainer, atomic checkpoints and the per-epoch ``metrics.csv``.
+
 A run folder holds: ``config.yaml``, ``split.json`` (written by the caller), ``metrics.csv`` (one row per
 epoch), ``checkpoints/`` (``best.ckpt`` on validation Dice, ``last.ckpt``; written atomically), ``model/``
 (the best epoch's weights as an smp model folder), ``val_per_image.csv`` / ``test_per_image.csv``,
@@ -11,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import os
 import time
 import warnings
@@ -21,27 +24,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from teachseg.config import Config
-from teachseg.data.datasets import EvalDataset, Record, SegmentationDataset
-from teachseg.data.transforms import JointTransform, Normalise
-from teachseg.errors import ModelError
+from teachseg.data.datasets import Record
 from teachseg.io import atomic_path, read_json, write_json, write_text
-from teachseg.losses import BCEDiceLoss
-from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, build_model, save_model_folder
-from teachseg.precision import Precision, lightning_name, resolve
-from teachseg.training.datamodule import SegDataModule
-from teachseg.training.evaluate import (
-    evaluate_records,
-    summarise_rows,
-    write_per_image_csv,
-    write_pred_index,
-)
-from teachseg.training.identity import training_data_hashes
-from teachseg.training.module import SegmentationModule
+from teachseg.precision import lightning_name, resolve
+from teachseg.training import steps
+from teachseg.training.spec import ModelSpec
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_jaccard"]
 
@@ -89,6 +81,7 @@ class EpochRecorder(Callback):
 
 
 def write_metrics_csv(path: Path, history: Sequence[dict[str, float]]) -> None:
+    """Write ``metrics.csv`` (one row per epoch, :data:`METRIC_COLUMNS`) atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -110,33 +103,14 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=msg)
 
 
-def resolve_precision(precision: str | Precision, accelerator: str) -> str:
-    """Lightning's name (``32-true``, ``bf16-mixed``, ``16-mixed``) of the policy :mod:`teachseg.precision`
-    resolves for ``accelerator``; the same policy as evaluation, pseudo-labels and ``predict``."""
-    return lightning_name(resolve(precision, accelerator))
-
-
-def warn_if_scores_differ(evaluated: float, selected: float, tolerance: float = 1e-5) -> None:
-    """Warn when re-scoring the saved model does not reproduce the selected epoch's validation Dice.
-
-    Both come from one scoring path under the same settings, so a gap means non-deterministic kernels (some
-    GPU convolutions) or a model that changed after selection.
-    """
-    if not (math.isnan(evaluated) or math.isnan(selected)) and abs(evaluated - selected) > tolerance:
-        warnings.warn(
-            f"validation Dice of the saved model ({evaluated:.6f}) differs from the selected epoch's "
-            f"({selected:.6f}); the run's kernels may not be deterministic",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-
-
 def is_child_rank() -> bool:
     """True in the extra processes Lightning's DDP launcher starts (they must not write run files)."""
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
 def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callback]) -> L.Trainer:
+    """The Lightning Trainer of ``cfg.train`` (precision resolved by :mod:`teachseg.precision`, atomic
+    checkpoints, CSV logs in ``run_dir/logs``, a progress bar only on an interactive terminal)."""
     quiet_lightning()
     t = cfg.train
     interactive = (
@@ -153,7 +127,7 @@ def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callb
         devices=t.devices,
         strategy=t.strategy,
         num_nodes=t.num_nodes,
-        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
+        precision=lightning_name(resolve(t.precision, t.accelerator)),  # type: ignore[arg-type]
         logger=CSVLogger(str(run_dir), name="logs", version=""),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
@@ -167,12 +141,6 @@ def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callb
     )
 
 
-def _state_from_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    prefix = "model."
-    return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-
-
 def train_model(
     cfg: Config,
     run_dir: Path,
@@ -180,25 +148,22 @@ def train_model(
     val_records: Sequence[Record],
     test_records: Sequence[Record] = (),
     *,
-    arch: str | None = None,
-    encoder: str | None = None,
-    encoder_weights: str | None = "config",
+    spec: ModelSpec,
     epochs: int | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
     strong_augment: bool = False,
-    dropout: float = 0.0,
     resume: bool = False,
     console: Any = None,
     extra_summary: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Train one model on ``train_records`` (hard masks and/or pseudo-labels), select it on validation Dice.
+    """Train the model ``spec`` describes on ``train_records`` (hard masks and/or pseudo-labels), select
+    it on validation Dice, export it to ``run_dir/model`` and score it.
 
-    Returns the summary (also written to ``run_dir/summary.json``), or None in DDP child processes. With
-    ``resume`` a finished run is returned as is and an interrupted one continues from ``last.ckpt``.
+    ``epochs`` defaults to ``cfg.train.epochs``; ``init_state`` replaces the built model's initial weights
+    (a Student initialised from its Teacher). Returns the summary (also written to ``run_dir/summary.json``),
+    or None in DDP child processes. With ``resume`` a finished run is returned as is and an interrupted one
+    continues from ``last.ckpt``.
     """
-    arch = arch or cfg.model.arch
-    encoder = encoder or cfg.model.encoder
-    weights = cfg.model.encoder_weights if encoder_weights == "config" else encoder_weights
     epochs = epochs or cfg.train.epochs
     summary_path = run_dir / "summary.json"
     if resume and summary_path.is_file():
@@ -208,76 +173,27 @@ def train_model(
     last = ckpt_dir / "last.ckpt"
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    # model.decoder_dropout applies to every model trained here; a Student's own dropout may raise it.
-    model = build_model(arch, encoder, weights, dropout=max(dropout, cfg.model.decoder_dropout))
+    model = spec.build()
     if init_state is not None:
         model.load_state_dict(init_state)
-    norm = Normalise(IMAGENET_MEAN, IMAGENET_STD)
-    d = cfg.data
-    train_ds = SegmentationDataset(
-        train_records,
-        d.image_size,
-        JointTransform(d.image_size, d.augment, strong=strong_augment),
-        norm,
-        seed=cfg.seed,
-        confidence_mode=cfg.selftrain.confidence.mode,
-        confidence_threshold=cfg.selftrain.confidence.threshold,
-        mat_variable=d.mat_variable,
-        cache=d.cache_images,
-    )
-    if d.cache_images:
-        train_ds.preload()
-    val_ds = EvalDataset(val_records, d.image_size, norm, mat_variable=d.mat_variable)
-    loss = BCEDiceLoss(
-        cfg.loss.bce_weight,
-        cfg.loss.dice_weight,
-        cfg.loss.dice_smooth,
-        cfg.loss.dice_per_image,
-        pseudo_weight=cfg.selftrain.pseudo_weight,
-    )
-    module = SegmentationModule(
-        model,
-        loss,
-        lr=cfg.train.lr,
-        weight_decay=cfg.train.weight_decay,
-        epochs=epochs,
-        scheduler=cfg.train.scheduler,
-        threshold=cfg.train.threshold,
-        channels_last=cfg.train.channels_last,
-    )
-    dm = SegDataModule(train_ds, val_ds, d.batch_size, d.num_workers, cfg.seed)
+    train_ds, val_ds = steps.build_datasets(cfg, train_records, val_records, strong_augment=strong_augment)
+    module = steps.build_module(cfg, model, epochs)
+    dm = steps.build_datamodule(cfg, train_ds, val_ds)
     recorder = EpochRecorder(run_dir / "metrics.csv", len(train_ds), console)
-    best_cb = ModelCheckpoint(
-        dirpath=str(ckpt_dir),
-        filename="best",
-        monitor="val_dice",
-        mode="max",
-        save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,
-    )
+    best_cb = steps.best_checkpoint(ckpt_dir)
     trainer = build_trainer(cfg, run_dir, epochs, [recorder, best_cb])
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume and last.is_file() else None)
+    wall = steps.fit_module(trainer, module, dm, last if resume and last.is_file() else None)
     if not trainer.is_global_zero:
         return None
-    wall = time.perf_counter() - started
 
-    best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else last
-    if not best_path.is_file():
-        raise ModelError(
-            "training produced no checkpoint", path=ckpt_dir, fix="check the logs in the run folder"
-        )
+    best_row = steps.select_best(module, best_cb, ckpt_dir)
     history = module.history
     write_metrics_csv(run_dir / "metrics.csv", history)
-    best_row = max(history, key=lambda r: r["val_dice"] if not math.isnan(r["val_dice"]) else -1.0)
-    model.load_state_dict(_state_from_checkpoint(best_path))
-    model.eval()
-
+    precision = str(resolve(cfg.train.precision, cfg.train.accelerator))
     summary: dict[str, Any] = {
-        "arch": arch,
-        "encoder": encoder,
-        "encoder_weights": None if weights is None else str(weights),
+        "arch": spec.arch,
+        "encoder": spec.encoder,
+        "encoder_weights": spec.encoder_weights,
         "seed": cfg.seed,
         "epochs": epochs,
         "best_epoch": int(best_row["epoch"]),
@@ -290,8 +206,8 @@ def train_model(
         "n_pseudo": sum(r.is_pseudo for r in train_records),
         "n_val": len(val_records),
         "n_test": len(test_records),
-        "image_size": d.image_size,
-        "precision": str(resolve(cfg.train.precision, cfg.train.accelerator)),
+        "image_size": cfg.data.image_size,
+        "precision": precision,
         "wall_seconds": round(wall, 2),
         "images_per_second": round(recorder.images_seen / recorder.train_seconds, 2)
         if recorder.train_seconds
@@ -299,46 +215,19 @@ def train_model(
         "model_dir": "model",
         **(extra_summary or {}),
     }
-    meta = ModelMeta(
-        arch=arch, encoder=encoder, image_size=d.image_size, threshold=cfg.train.threshold, mpp=d.mpp
-    )
-    meta.summary = {
-        k: summary[k] for k in ("seed", "epochs", "best_epoch", "train_loss", "val_dice", "val_jaccard")
-    }
-    meta.trained_on = training_data_hashes(train_records, val_records)  # checked when reused as a Teacher
-    save_model_folder(model, run_dir / "model", meta)
+    meta = steps.export_model(cfg, spec, model, run_dir / "model", summary, train_records, val_records)
 
     # Native-resolution evaluation of the selected model (per-image metrics and predictions for the report).
-    device = module.device if module.device.type != "meta" else torch.device("cpu")
-    model.to(device)
-    # Scored exactly as the epochs were (see training/evaluate.py): no TTA, the Trainer's precision, memory
-    # format and validation batch size; so summary["val"]["dice"] is the selected epoch's val_dice.
-    scoring = {"tta": False, "precision": summary["precision"], "resize": "probabilities"}
-    same_as_epochs: dict[str, Any] = {
-        "batch_size": d.batch_size,
-        "tta": False,
-        "precision": summary["precision"],
-        "channels_last": cfg.train.channels_last,
-    }
-    val_rows = evaluate_records(
-        model, meta, val_records, d.mat_variable, pred_dir=run_dir / "pred" / "val", **same_as_epochs
+    model.to(module.device if module.device.type != "meta" else torch.device("cpu"))
+    summary |= steps.evaluate_run(
+        cfg,
+        model,
+        meta,
+        run_dir,
+        val_records,
+        test_records,
+        precision=precision,
+        selected_val_dice=summary["val_dice"],
     )
-    write_per_image_csv(run_dir / "val_per_image.csv", val_rows)
-    val_stats = summarise_rows(val_rows)
-    summary["val"] = val_stats
-    summary["scoring"] = scoring
-    if val_rows:
-        warn_if_scores_differ(float(val_stats["dice"]), summary["val_dice"])  # type: ignore[arg-type]
-    summary["test_dice"] = summary["test_jaccard"] = None
-    if test_records:
-        test_rows = evaluate_records(
-            model, meta, test_records, d.mat_variable, pred_dir=run_dir / "pred" / "test", **same_as_epochs
-        )
-        write_per_image_csv(run_dir / "test_per_image.csv", test_rows)
-        test_stats = summarise_rows(test_rows)
-        summary["test"] = test_stats
-        summary["test_dice"] = test_stats["dice"]
-        summary["test_jaccard"] = test_stats["jaccard"]
-    write_pred_index(run_dir / "pred", [r.id for r in (*val_records, *test_records)])
     write_json(summary_path, summary)
     return summary

@@ -79,6 +79,8 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, An
 
 
 def describe_changes(changes: Sequence[tuple[str, Any, Any]], limit: int = 8) -> str:
+    """``key: old -> new, ...`` for an error message, at most ``limit`` keys (then "and N more")."""
+
     def show(v: Any) -> str:
         return v if isinstance(v, str) else json.dumps(v)
 

@@ -9,14 +9,19 @@ from pathlib import Path
 
 from teachseg.config import Config
 from teachseg.data.datasets import Record
-from teachseg.data.discover import Discovery, discover
-from teachseg.data.splits import Split, make_split, tile_slides
+from teachseg.data.discover import discover
+from teachseg.data.grouping import tile_slides
+from teachseg.data.records import Discovery
+from teachseg.data.split_record import Split
+from teachseg.data.splits import make_split
 from teachseg.errors import ConfigError, DataError, OutputError
 from teachseg.io import ensure_writable_dir, read_json, write_json, write_text
 
 
 @dataclass
 class PreparedData:
+    """A run's dataset: what was discovered under ``root`` and the run's split, as records per split."""
+
     root: Path
     discovery: Discovery
     split: Split
@@ -37,14 +42,17 @@ class PreparedData:
 
     @property
     def train(self) -> list[Record]:
+        """Training images with their masks (label-dropped ones are among :attr:`unlabelled` instead)."""
         return self._records(self.split.train)
 
     @property
     def val(self) -> list[Record]:
+        """Validation images with their masks (they choose the epoch and every replacement)."""
         return self._records(self.split.val)
 
     @property
     def test(self) -> list[Record]:
+        """Test images with their masks (scored, never used to choose)."""
         return self._records(self.split.test)
 
     @property
@@ -67,12 +75,14 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Path:
 
 
 def load_split(path: Path) -> Split:
+    """Read a run's ``split.json`` (the dataset root it also records is dropped)."""
     d = read_json(path)
     d.pop("root", None)
     return Split.from_json(d)
 
 
 def save_split(path: Path, split: Split, root: Path) -> None:
+    """Write ``split.json`` with the absolute dataset root beside the split."""
     write_json(path, {**split.to_json(), "root": str(root.resolve())})
 
 
@@ -156,4 +166,5 @@ def tiles_mpp(root: Path) -> float | None:
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
+    """Write ``run_dir/config.yaml`` (the whole config, defaults included)."""
     write_text(run_dir / "config.yaml", cfg.to_yaml())

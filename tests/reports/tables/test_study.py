@@ -1,13 +1,14 @@
+"""The study's per-seed tables: layout and numbers as the paper prints them."""
+
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import pytest
 
-from teachseg.reports import tables as T
 from teachseg.reports.runs import TrainRun
+from teachseg.reports.tables.model import fmt
+from teachseg.reports.tables.study import comparison_table, findings_table
 
 
 def _run(tl, vd, vj, ep=None, seed=None, test=None):
@@ -36,7 +37,7 @@ TABLE4_AVERAGE = [0.0104, 0.9435, 0.8942, 0.0055, 0.8847, 0.7988]
 
 def test_comparison_table_reproduces_table4_average_row():
     pairs = [(seed, _run(*t), _run(*s), "gen1 (final)") for seed, t, s in TABLE4]
-    tab = T.comparison_table("linknet", pairs, key="k")
+    tab = comparison_table("linknet", pairs, key="k")
     assert tab.title == "LinkNet Architecture with ResNet34 Base Comparison"
     assert tab.short[:4] == ["Seed", "TL", "VD", "VJ"]
     avg = tab.footer[0]
@@ -52,7 +53,7 @@ def test_findings_table_layout_and_test_columns():
         (42, _run(0.0098, 0.9425, 0.8926, 98)),
         (84, None),
     ]
-    tab = T.findings_table("linknet", "Teacher", runs, key="t")
+    tab = findings_table("linknet", "Teacher", runs, key="t")
     assert tab.columns == [
         "Seed",
         "Training Loss",
@@ -64,31 +65,6 @@ def test_findings_table_layout_and_test_columns():
     ]
     assert tab.rows[0][:5] == [21, 0.0102, 0.9432, 0.8930, 92]
     assert tab.rows[2] == [84] + [None] * 6
-    assert T.fmt(tab.footer[0][4]) == "95.0 ± 4.2"
-    no_test = T.findings_table("fpn", "Student", runs[1:2], key="s")
+    assert fmt(tab.footer[0][4]) == "95.0 ± 4.2"
+    no_test = findings_table("fpn", "Student", runs[1:2], key="s")
     assert "Test Dice" not in no_test.columns and no_test.footer == []
-
-
-def test_renderers_escape_their_formats():
-    tab = T.Table(
-        key="k",
-        title="A_title & 100%",
-        columns=["Image", "Dice"],
-        rows=[["a|b_<x>.png", 0.5]],
-        footer=[["Mean", T.PlusMinus(0.5, 0.1)]],
-    )
-    rows = list(csv.reader(io.StringIO(T.to_csv(tab))))
-    assert rows == [["Image", "Dice"], ["a|b_<x>.png", "0.500000"], ["Mean", "0.500000 ± 0.100000"]]
-    md = T.to_markdown(tab)
-    assert "a\\|b_<x>.png" in md and "**Mean**" in md
-    tex = T.to_latex(tab)
-    assert r"A\_title \& 100\%" in tex and r"a|b\_\textless{}x\textgreater{}.png" in tex and r"$\pm$" in tex
-    assert r"\toprule" in tex and r"\bottomrule" in tex
-
-
-def test_fmt_handles_missing_and_small_values():
-    assert T.fmt(None) == "–" and T.fmt(float("nan")) == "–"
-    assert T.fmt(0.00004) == "4.000e-05"
-    assert T.fmt(T.Interval(float("nan"), float("nan"))) == "–"
-    assert T.fmt_p(None, "n/a: all differences are zero") == "n/a: all differences are zero"
-    assert T.fmt_p(1e-7) == "< 0.0001"

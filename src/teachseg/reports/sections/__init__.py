@@ -1,0 +1,1 @@
+"""One builder per report section (setup, per-seed tables, paired statistics, curves, predictions, ...)."""
