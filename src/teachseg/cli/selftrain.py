@@ -30,9 +30,10 @@ def selftrain(
     overwrite: OverwriteOpt = False,
     skip_bad: SkipBadOpt = False,
 ) -> None:
-    """Teacher -> soft pseudo-labels -> Student -> next Teacher, until the Student stops beating it."""
+    """Learn from unlabelled images with selftrain.method: the study's Teacher -> soft pseudo-labels -> Student
+    loop (default), Mean Teacher, FixMatch, or supervised only."""
     from teachseg.config import load_config
-    from teachseg.selftrain.loop import run_selftrain
+    from teachseg.selftrain.methods import run_method
     from teachseg.training.fit import is_child_rank
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_run_dir
@@ -47,7 +48,7 @@ def selftrain(
         if resume:  # a folder made with another config would mix two configs in one report
             check_same_config(run_dir, cfg)
         record_config(run_dir, cfg)
-    summary = run_selftrain(cfg, run_dir, resume=resume or child, console=None if child else console)
+    summary = run_method(cfg, run_dir, resume=resume or child, console=None if child else console)
     if summary:
         print_selftrain(summary, run_dir)
 
@@ -61,7 +62,9 @@ def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
     lineage = read_json(run_dir / "lineage.json")
     from rich import box
 
-    table = Table(title=f"self-training lineage ({run_dir.name})", box=box.SIMPLE_HEAD, padding=(0, 1))
+    method = summary.get("method") or "teacher_student"
+    title = "self-training lineage" if method == "teacher_student" else method
+    table = Table(title=f"{title} ({run_dir.name})", box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in ("gen", "model", "loss", "val Dice", "val IoU", "test Dice", "best ep.", "decision"):
         table.add_column(
             col, justify="right" if col not in ("model", "decision") else "left", min_width=len(col)
@@ -83,22 +86,25 @@ def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
         )
     out.print(table)
     final = summary["final_generation"]
-    who = "the Teacher (generation 0)" if final == 0 else f"the Student of generation {final}"
-    out.print(f"winner: {who}; final model: {run_dir / summary['final_model']}", highlight=False)
+    if method != "teacher_student":
+        out.print(f"model ({method}): {run_dir / summary['final_model']}", highlight=False)
+    else:
+        who = "the Teacher (generation 0)" if final == 0 else f"the Student of generation {final}"
+        out.print(f"winner: {who}; final model: {run_dir / summary['final_model']}", highlight=False)
     if summary.get("stopped_because"):
         out.print(f"stopped: {summary['stopped_because']}", highlight=False)
 
 
 def _short(g: dict[str, Any]) -> str:
-    if g["role"] == "teacher":
-        return "teacher"
+    if g["role"] != "student":
+        return str(g["role"])  # teacher, or the method of a one-run method
     gain = g.get("gain")
     return ("kept" if g.get("accepted") else "dropped") + (f" {gain:+.3f}" if isinstance(gain, float) else "")
 
 
 @app.command()
 def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOpt = False) -> None:
-    """Run architectures x seeds (each a self-training run; finished runs are reused), then build the report.
+    """Run architectures x seeds (x methods x label fractions; finished runs are reused), then build the report.
 
     A finished or interrupted run is reused only if its config matches in every key that affects results;
     otherwise the command stops and lists the changed keys (--overwrite retrains those runs).

@@ -15,6 +15,7 @@ from teachseg.reports.sections.curves import study_curves_section, train_curves_
 from teachseg.reports.sections.distribution import study_distribution_section, train_distribution_section
 from teachseg.reports.sections.examples import overlay_figures
 from teachseg.reports.sections.lineage import lineage_section
+from teachseg.reports.sections.methods import methods_section
 from teachseg.reports.sections.paired import paired_section
 from teachseg.reports.sections.predictions import study_predictions_section, train_predictions_section
 from teachseg.reports.sections.pseudo import pseudo_section
@@ -30,10 +31,23 @@ from teachseg.reports.sections.train import train_results_section
 from teachseg.reports.sections.worst import study_worst_section, train_worst_section
 
 
+def teacher_student_entries(entries: list[ExperimentEntry]) -> list[ExperimentEntry]:
+    """The runs the study's Teacher-versus-Student sections describe: the teacher-student runs (all of them
+    in a plain experiment); in a grid of label fractions, those at the smallest fraction."""
+    study = [e for e in entries if e.method in (None, "teacher_student")]
+    fractions = {e.label_fraction for e in study if e.label_fraction is not None}
+    if len(fractions) > 1:
+        study = [e for e in study if e.label_fraction == min(fractions)]
+    return study
+
+
 def study_sections(entries: list[ExperimentEntry], warn: Warnings) -> list[Section]:
     """The sections of an experiment or self-training run, in page order."""
+    methods = [methods_section(entries, warn)] if any(e.method for e in entries) else []
+    entries = teacher_student_entries(entries)
     groups = gather(entries, warn)
     return [
+        *methods,
         *seed_sections(groups),
         paired_section(groups),
         study_curves_section(groups),

@@ -292,3 +292,24 @@ def dice_distribution_figure(series: dict[str, dict[str, list[float]]], title: s
     if len(series) > 1:
         ax.legend(fontsize=8, loc="lower left")
     return _to_png(fig)
+
+
+def dice_vs_labels_figure(
+    series: dict[str, list[tuple[float, float, float]]], fractions: Sequence[float], ceiling: float
+) -> bytes:
+    """Test Dice against label fraction: one line per method of ``(fraction, mean, sd)`` points, and the
+    fully supervised ceiling as a dashed line (NaN: none)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for method, points in series.items():
+        xs, ys, es = zip(*points, strict=True)
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=method)
+    if not math.isnan(ceiling):
+        ax.axhline(ceiling, color="grey", linestyle="--", linewidth=1, label="ceiling (all masks)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(fractions), [f"{f:g}" for f in fractions])
+    ax.set_xlabel("label fraction (share of training images with masks)")
+    ax.set_ylabel("test Dice (mean ± SD over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _to_png(fig)

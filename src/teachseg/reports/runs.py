@@ -145,6 +145,8 @@ class ExperimentEntry:
     dir: str
     status: str
     run: SelfTrainRun | None = None
+    method: str | None = None  # selftrain.method, when the experiment compares methods
+    label_fraction: float | None = None  # data.label_fraction, when the experiment varies it
 
 
 @dataclass
@@ -319,6 +321,10 @@ def load_experiment(path: Path, warn: Warnings) -> Experiment:
             dir=str(item["dir"]),
             status=status,
             run=run,
+            method=str(item["method"]) if item.get("method") else None,
+            label_fraction=float(item["label_fraction"])
+            if isinstance(item.get("label_fraction"), (int, float))
+            else None,
         )
         exp.entries.append(entry)
     return exp

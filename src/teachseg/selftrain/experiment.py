@@ -1,4 +1,11 @@
-"""Experiments: the grid architectures x seeds, each a self-training run; finished runs are reused.
+"""Experiments: the grid architectures x seeds (x methods x label fractions), each a run of
+``selftrain.method``; finished runs are reused.
+
+With ``experiment.methods`` and ``experiment.label_fractions`` every method runs at every label fraction on
+the same split per seed (the labelled images at 1/8 are a subset of those at 1/4, see
+:mod:`teachseg.data.stratify`). At a label fraction of 1 only ``supervised`` runs: it is the fully supervised
+ceiling, and the other methods would have nothing unlabelled (unless the data brings its own unlabelled
+images, in which case they run too).
 
 A run folder is reused (finished) or resumed (interrupted) only when the result-affecting fields of its
 config match the experiment's (see :mod:`teachseg.training.identity`); otherwise the experiment stops
@@ -16,32 +23,56 @@ from typing import Any
 from teachseg.config import Config
 from teachseg.errors import ConfigError, TeachsegError
 from teachseg.io import read_json, write_json, write_text
-from teachseg.selftrain.loop import run_selftrain
+from teachseg.selftrain.methods import run_method
 from teachseg.training.identity import config_drift, config_hash, describe_changes, record_config
 
 EXPERIMENT = "experiment.json"
 
 
-def run_dirname(arch: str, student_arch: str | None, seed: int) -> str:
-    """A run's folder name: ``linknet_seed42``, or ``linknet-to-fpn_seed42`` for a Student of another arch."""
+def run_dirname(
+    arch: str,
+    student_arch: str | None,
+    seed: int,
+    method: str | None = None,
+    label_fraction: float | None = None,
+) -> str:
+    """A run's folder name: ``linknet_seed42``, ``linknet-to-fpn_seed42`` for a Student of another arch, and
+    with a method and label fraction in the grid ``fixmatch_l0.25_linknet_seed42``."""
     pair = arch if not student_arch or student_arch == arch else f"{arch}-to-{student_arch}"
-    return f"{pair}_seed{seed}"
+    prefix = "".join(
+        [f"{method}_" if method else "", f"l{label_fraction:g}_" if label_fraction is not None else ""]
+    )
+    return f"{prefix}{pair}_seed{seed}"
 
 
-def plan(cfg: Config) -> list[dict[str, Any]]:
-    """The grid of runs, one per (architecture, seed); its names were checked when ``cfg`` loaded."""
+def plan(cfg: Config, *, has_own_unlabelled: bool | None = None) -> list[dict[str, Any]]:
+    """The grid of runs, one per (method, label fraction, architecture, seed); its names were checked when
+    ``cfg`` loaded. ``has_own_unlabelled``: the data brings unlabelled images, so every method can run at a
+    label fraction of 1 (default: whether ``data.unlabelled_dirs`` or ``root/unlabelled/`` exist)."""
+    if has_own_unlabelled is None:
+        has_own_unlabelled = bool(cfg.data.unlabelled_dirs) or _has_unlabelled_folder(cfg)
+    e = cfg.experiment
+    methods: list[str | None] = list(e.methods) or [None]
+    fractions: list[float | None] = list(e.label_fractions) or [None]
     runs = []
-    for arch in cfg.experiment.archs:
-        student = cfg.experiment.student_archs.get(arch) or cfg.selftrain.student.arch
-        for seed in cfg.experiment.seeds:
-            runs.append(
-                {
-                    "arch": arch,
-                    "student_arch": student or arch,
-                    "seed": seed,
-                    "dir": run_dirname(arch, student, seed),
-                }
-            )
+    for method in methods:
+        for fraction in fractions:
+            if fraction == 1.0 and method not in (None, "supervised") and not has_own_unlabelled:
+                continue  # nothing unlabelled: the ceiling is `supervised` at 1
+            for arch in e.archs:
+                student = e.student_archs.get(arch) or cfg.selftrain.student.arch
+                for seed in e.seeds:
+                    run: dict[str, Any] = {
+                        "arch": arch,
+                        "student_arch": student or arch,
+                        "seed": seed,
+                        "dir": run_dirname(arch, student, seed, method, fraction),
+                    }
+                    if method is not None:
+                        run["method"] = method
+                    if fraction is not None:
+                        run["label_fraction"] = fraction
+                    runs.append(run)
     return runs
 
 
@@ -54,6 +85,10 @@ def run_config(cfg: Config, run: dict[str, Any]) -> Config:
     data["model"]["arch"] = run["arch"]
     if run["student_arch"] != run["arch"]:
         data["selftrain"]["student"]["arch"] = run["student_arch"]
+    if "method" in run:
+        data["selftrain"]["method"] = run["method"]
+    if "label_fraction" in run:
+        data["data"]["label_fraction"] = run["label_fraction"]
     return Config.model_validate(data)
 
 
@@ -101,6 +136,8 @@ def run_experiment(
         "name": cfg.name,
         "archs": cfg.experiment.archs,
         "seeds": cfg.experiment.seeds,
+        "methods": cfg.experiment.methods,
+        "label_fractions": cfg.experiment.label_fractions,
         "runs": [{**r, "status": "pending"} for r in runs],
         "config_hash": config_hash(cfg),
         "command": " ".join(["teachseg", *sys.argv[1:]]) if sys.argv else "teachseg experiment",
@@ -120,7 +157,7 @@ def run_experiment(
         rdir.mkdir(parents=True, exist_ok=True)
         record_config(rdir, rcfg)
         try:
-            run_selftrain(rcfg, rdir, resume=True, console=console)
+            run_method(rcfg, rdir, resume=True, console=console)
             run["status"] = "done"
         except TeachsegError:
             raise
@@ -132,6 +169,11 @@ def run_experiment(
     state["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json(path, state)
     return state
+
+
+def _has_unlabelled_folder(cfg: Config) -> bool:
+    root = cfg.data.root
+    return bool(root is not None and (Path(root) / "unlabelled").is_dir())
 
 
 def experiment_dir_ok(path: Path) -> bool:

@@ -137,7 +137,12 @@ def run_selftrain(
     unlabelled, bad = check_unlabelled(data.unlabelled, st.skip_bad)
     withheld = {r.id: r for r in data._records(split.label_dropped)} if split.label_dropped else {}
     started = time.perf_counter()
-    lineage: dict[str, Any] = {"generations": [], "final_generation": 0, "skipped_bad": bad}
+    lineage: dict[str, Any] = {
+        "generations": [],
+        "final_generation": 0,
+        "skipped_bad": bad,
+        "method": "teacher_student",
+    }
     # unlabelled images of a validation/test group (slide, patient, same picture): never pseudo-labelled
     lineage["unlabelled_excluded"] = len(split.unlabelled_excluded)
 
@@ -288,6 +293,7 @@ def run_selftrain(
         "n_labelled": len(data.train),
         "n_unlabelled": len(unlabelled),
         "wall_seconds": round(time.perf_counter() - started, 2),
+        "method": "teacher_student",
     }
     write_json(run_dir / "summary.json", summary)
     return summary

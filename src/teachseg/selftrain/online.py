@@ -115,7 +115,10 @@ class OnlineSemiModule(SegmentationModule):
         """UniMatch's FP view: the weak image through the encoder, channels dropped, then the decoder."""
         net: Any = self.model
         features = net.encoder(self._as_input(x))
-        features = [F.dropout2d(f, self.feature_dropout, training=True) for f in features]
+        # seeded by the step, so a resumed run drops the same channels as an uninterrupted one
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(self.seed * 1_000_003 + int(self.global_step) + 17)
+            features = [F.dropout2d(f, self.feature_dropout, training=True) for f in features]
         return net.segmentation_head(net.decoder(features))
 
     # --- training ------------------------------------------------------------------------------------

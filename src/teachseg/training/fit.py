@@ -33,6 +33,7 @@ from teachseg.data.datasets import Record
 from teachseg.io import atomic_path, read_json, write_json, write_text
 from teachseg.precision import lightning_name, resolve
 from teachseg.training import steps
+from teachseg.training.module import SegmentationModule
 from teachseg.training.spec import ModelSpec
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_jaccard"]
@@ -82,11 +83,14 @@ class EpochRecorder(Callback):
 
 def write_metrics_csv(path: Path, history: Sequence[dict[str, float]]) -> None:
     """Write ``metrics.csv`` (one row per epoch, :data:`METRIC_COLUMNS`) atomically."""
+    # methods may add their own per-epoch statistics (the online methods' unl_loss, unl_confident)
+    extra = [k for row in history for k in row if k not in METRIC_COLUMNS]
+    columns = METRIC_COLUMNS + list(dict.fromkeys(extra))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", restval="nan")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (row[k] if k == "epoch" else f"{row[k]:.6f}") for k in METRIC_COLUMNS})
+        writer.writerow({k: (row[k] if k == "epoch" else f"{row[k]:.6f}") for k in columns if k in row})
     write_text(path, buf.getvalue())
 
 
@@ -169,9 +173,6 @@ def train_model(
     if resume and summary_path.is_file():
         return read_json(summary_path)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = spec.build()
     if init_state is not None:
@@ -179,13 +180,55 @@ def train_model(
     train_ds, val_ds = steps.build_datasets(cfg, train_records, val_records, strong_augment=strong_augment)
     module = steps.build_module(cfg, model, epochs)
     dm = steps.build_datamodule(cfg, train_ds, val_ds)
-    recorder = EpochRecorder(run_dir / "metrics.csv", len(train_ds), console)
+    return fit_select_export(
+        cfg,
+        run_dir,
+        spec,
+        module,
+        dm,
+        len(train_ds),
+        train_records,
+        val_records,
+        test_records,
+        epochs=epochs,
+        resume=resume,
+        console=console,
+        extra_summary=extra_summary,
+    )
+
+
+def fit_select_export(
+    cfg: Config,
+    run_dir: Path,
+    spec: ModelSpec,
+    module: SegmentationModule,
+    datamodule: L.LightningDataModule,
+    images_per_epoch: int,
+    train_records: Sequence[Record],
+    val_records: Sequence[Record],
+    test_records: Sequence[Record],
+    *,
+    epochs: int,
+    resume: bool,
+    console: Any = None,
+    extra_summary: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Fit a built ``module``, select its best epoch, export and score it; write ``summary.json``.
+
+    The part every way of training shares (:func:`train_model`, the online methods): checkpoints and
+    ``metrics.csv`` in ``run_dir``, ``model/`` from the best epoch (of the network ``module.export_prefix``
+    names), per-image scores. Returns the summary, or None in DDP child processes.
+    """
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    recorder = EpochRecorder(run_dir / "metrics.csv", images_per_epoch, console)
     best_cb = steps.best_checkpoint(ckpt_dir)
     trainer = build_trainer(cfg, run_dir, epochs, [recorder, best_cb])
-    wall = steps.fit_module(trainer, module, dm, last if resume and last.is_file() else None)
+    wall = steps.fit_module(trainer, module, datamodule, last if resume and last.is_file() else None)
     if not trainer.is_global_zero:
         return None
 
+    model = steps.exported_network(module)
     best_row = steps.select_best(module, best_cb, ckpt_dir)
     history = module.history
     write_metrics_csv(run_dir / "metrics.csv", history)
@@ -229,5 +272,5 @@ def train_model(
         precision=precision,
         selected_val_dice=summary["val_dice"],
     )
-    write_json(summary_path, summary)
+    write_json(run_dir / "summary.json", summary)
     return summary

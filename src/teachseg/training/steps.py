@@ -113,14 +113,24 @@ def fit_module(
     return time.perf_counter() - started
 
 
-def _state_from_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+def _state_from_checkpoint(path: Path, prefix: str = "model.") -> dict[str, torch.Tensor]:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    prefix = "model."
     return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
 
 
+def exported_network(module: SegmentationModule) -> nn.Module:
+    """The network a module validates and exports: ``module.model``, or the one its ``export_prefix`` names
+    (an online method's EMA teacher)."""
+    prefix = getattr(module, "export_prefix", "model.")
+    net: Any = module
+    for part in prefix.rstrip(".").split("."):
+        net = getattr(net, part)
+    return net
+
+
 def select_best(module: SegmentationModule, checkpoint: ModelCheckpoint, ckpt_dir: Path) -> dict[str, float]:
-    """Load the best epoch's weights into ``module.model`` (eval mode); returns that epoch's metrics row.
+    """Load the best epoch's weights into the exported network (``module.model``, or the one
+    ``module.export_prefix`` names), in eval mode; returns that epoch's metrics row.
 
     Raises:
         ModelError: training wrote no checkpoint.
@@ -131,8 +141,10 @@ def select_best(module: SegmentationModule, checkpoint: ModelCheckpoint, ckpt_di
             "training produced no checkpoint", path=ckpt_dir, fix="check the logs in the run folder"
         )
     best_row = max(module.history, key=lambda r: r["val_dice"] if not math.isnan(r["val_dice"]) else -1.0)
-    module.model.load_state_dict(_state_from_checkpoint(best_path))
-    module.model.eval()
+    prefix = getattr(module, "export_prefix", "model.")
+    net = exported_network(module)
+    net.load_state_dict(_state_from_checkpoint(best_path, prefix))
+    net.eval()
     return best_row
 
 

@@ -1,0 +1,196 @@
+"""The Methods section: which way of using unlabelled images won, at each label fraction, and by how much.
+
+Built from an experiment whose grid has ``experiment.methods`` (and usually ``experiment.label_fractions``).
+Each run's model is its final one (the study's loop: the last accepted Student, else the Teacher; the other
+methods train one model). Per method and label fraction: test Dice mean +/- SD over seeds with a t-based 95%
+interval, the validation Dice that chooses between methods, and the share of the supervised-to-ceiling gap
+closed (the ceiling is ``supervised`` at label fraction 1). The best method per label fraction is chosen on
+*validation* Dice; its paired per-image comparison with ``supervised`` averages each image over seeds first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from teachseg.reports.document import Figure, Section
+from teachseg.reports.readers import Warnings
+from teachseg.reports.runs import ExperimentEntry, TrainRun
+from teachseg.reports.sections.common import dice_by_image
+from teachseg.reports.stats import mean_per_image, paired_test, summarize
+from teachseg.reports.tables.model import Interval, PlusMinus, Table, fmt_p
+
+SUPERVISED = "supervised"
+ORDER = ("supervised", "teacher_student", "mean_teacher", "fixmatch")
+INTRO = (
+    "Every method ran on the same split per seed, architecture, augmentation, loss, metric and epochs. "
+    "Test Dice is the mean over seeds (± SD, 95% t-interval over seeds); the best method at each label "
+    "fraction is chosen on validation Dice, never on test. Gap closed: (method − supervised) / "
+    "(ceiling − supervised), where the ceiling is supervised training with every mask."
+)
+
+
+@dataclass
+class Cell:
+    """The runs of one method at one label fraction (one per seed)."""
+
+    method: str
+    fraction: float
+    test: dict[int, float] = field(default_factory=dict)
+    val: dict[int, float] = field(default_factory=dict)
+    per_image: dict[int, dict[str, float]] = field(default_factory=dict)
+    split: str = "test"
+
+
+def final_model(entry: ExperimentEntry) -> TrainRun | None:
+    """The run's final model: the generation its summary or lineage names, else the Teacher."""
+    run = entry.run
+    if run is None:
+        return None
+    final = run.final_generation()
+    return run.generations.get(final if final is not None else 0) or run.teacher
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def collect(entries: list[ExperimentEntry], warn: Warnings) -> dict[tuple[str, float], Cell]:
+    """Test and validation Dice and per-image scores of every (method, label fraction), per seed."""
+    cells: dict[tuple[str, float], Cell] = {}
+    for i, e in enumerate(entries):
+        if e.method is None:
+            continue
+        model = final_model(e)
+        if model is None:
+            continue
+        frac = e.label_fraction if e.label_fraction is not None else 1.0
+        cell = cells.setdefault((e.method, frac), Cell(e.method, frac))
+        seed = e.seed if e.seed is not None else i
+        test, val = _number(model.get("test_dice")), _number(model.get("val_dice"))
+        if test is not None:
+            cell.test[seed] = test
+        if val is not None:
+            cell.val[seed] = val
+        split = model.eval_split
+        if split is not None:
+            cell.per_image[seed] = dice_by_image(model.per_image[split])
+            if split != "test":
+                cell.split = split
+        if test is None:
+            warn.add(model.path, f"no test Dice: {e.method} at label fraction {frac:g} is left out of the test columns")
+    return cells
+
+
+def _methods(cells: dict[tuple[str, float], Cell]) -> list[str]:
+    found = {m for m, _ in cells}
+    return [m for m in ORDER if m in found] + sorted(found - set(ORDER))
+
+
+def _mean(values: dict[int, float]) -> float:
+    return float(np.mean(list(values.values()))) if values else math.nan
+
+
+def best_on_validation(cells: dict[tuple[str, float], Cell], fraction: float) -> str | None:
+    """The non-supervised method with the highest mean validation Dice at ``fraction``."""
+    options = [(c.method, _mean(c.val)) for (m, f), c in cells.items() if f == fraction and m != SUPERVISED]
+    options = [(m, v) for m, v in options if not math.isnan(v)]
+    return max(options, key=lambda mv: mv[1])[0] if options else None
+
+
+def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
+    """Table of every method and label fraction, the winner's paired statistics, and the Dice-vs-labels figure."""
+    sec = Section("methods", "Methods", INTRO)
+    cells = collect(entries, warn)
+    if not cells:
+        return sec
+    ceiling_cell = cells.get((SUPERVISED, 1.0))
+    ceiling = _mean(ceiling_cell.test) if ceiling_cell else math.nan
+    fractions = sorted({f for _, f in cells})
+    table = Table(
+        "methods",
+        "Test Dice per method and label fraction",
+        ["Label fraction", "Method", "Seeds", "Test Dice", "95% CI", "Val Dice", "Gap closed", "Chosen"],
+    )
+    for frac in fractions:
+        sup = cells.get((SUPERVISED, frac))
+        best = best_on_validation(cells, frac)
+        for method in _methods(cells):
+            c = cells.get((method, frac))
+            if c is None:
+                continue
+            s = summarize(c.test.values())
+            gap = None
+            if sup is not None and method != SUPERVISED and frac < 1.0:
+                closed = [
+                    (c.test[k] - sup.test[k]) / (ceiling - sup.test[k])
+                    for k in c.test
+                    if k in sup.test and ceiling - sup.test[k] > 1e-9
+                ]
+                gap = float(np.mean(closed)) if closed else None
+            table.rows.append(
+                [
+                    f"{frac:g}",
+                    method + (" (ceiling)" if method == SUPERVISED and frac == 1.0 else ""),
+                    s.n,
+                    PlusMinus(s.mean, s.sd) if s.n > 1 else (s.mean if s.n else None),
+                    Interval(s.ci_low, s.ci_high) if s.n > 1 else None,
+                    _mean(c.val) if c.val else None,
+                    gap,
+                    "yes" if method == best else "",
+                ]
+            )
+    if any(c.split != "test" for c in cells.values()):
+        sec.alert = (
+            "Some runs have no test split: their per-image comparison falls back to the validation images "
+            "that also chose the method (selection-biased). Set data.test_fraction (e.g. 0.2)."
+        )
+    sec.blocks.append(table)
+    sec.blocks.append(_paired_table(cells, fractions))
+    sec.blocks.append(_figure(cells, fractions, ceiling))
+    return sec
+
+
+def _paired_table(cells: dict[tuple[str, float], Cell], fractions: list[float]) -> Table:
+    table = Table(
+        "methods_paired",
+        "Validation-chosen method minus supervised, per image (averaged over seeds)",
+        ["Label fraction", "Method", "Images (n)", "Mean diff", "95% CI", "p (Wilcoxon)", "Wins / losses"],
+    )
+    for frac in fractions:
+        best = best_on_validation(cells, frac)
+        sup = cells.get((SUPERVISED, frac))
+        if best is None or sup is None:
+            continue
+        c = cells[(best, frac)]
+        per_seed = []
+        for seed, scores in c.per_image.items():
+            base = sup.per_image.get(seed)
+            if base:
+                per_seed.append({i: scores[i] - base[i] for i in scores if i in base})
+        p = paired_test(mean_per_image(per_seed))
+        table.rows.append(
+            [f"{frac:g}", best, p.n, p.mean_diff, Interval(p.ci_low, p.ci_high), fmt_p(p.p_value, p.note), f"{p.wins} / {p.losses}"]
+        )
+    return table
+
+
+def _figure(cells: dict[tuple[str, float], Cell], fractions: list[float], ceiling: float) -> Figure:
+    from teachseg.reports.figures import dice_vs_labels_figure
+
+    series: dict[str, list[tuple[float, float, float]]] = {}
+    for method in _methods(cells):
+        for frac in fractions:
+            c = cells.get((method, frac))
+            if c is not None and c.test:
+                s = summarize(c.test.values())
+                series.setdefault(method, []).append((frac, s.mean, 0.0 if math.isnan(s.sd) else s.sd))
+    return Figure(
+        "methods_dice_vs_labels",
+        "Test Dice against label fraction",
+        "One line per method; error bars: SD over seeds; dashed: supervised training with every mask.",
+        dice_vs_labels_figure(series, fractions, ceiling),
+    )
