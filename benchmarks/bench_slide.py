@@ -53,7 +53,7 @@ def log(msg: str) -> None:
 
 
 def make_slide(workdir: Path, size: int, seed: int = 0) -> Path:
-    from teachseg.inference.synthetic import synthetic_slide
+    from teachseg.data.synth_slide import synthetic_slide
 
     path = workdir / f"synthetic_{size}_s{seed}.tif"
     if not path.is_file():
@@ -69,7 +69,7 @@ def train_model(workdir: Path, steps: int, seed: int = 0, size: int = 4096) -> P
     """A few dozen steps of LinkNet-ResNet34 on crops of the synthetic slide, target = tumour (dark purple)."""
     import torch
 
-    from teachseg.inference.synthetic import SyntheticTissue
+    from teachseg.data.synth_slide import SyntheticTissue
     from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, build_model, save_model_folder
 
     folder = workdir / f"linknet_resnet34_s{seed}_{steps}"  # cached: the same model for every slide size
@@ -148,8 +148,8 @@ def run_monai(
     from monai.inferers import sliding_window_inference
 
     from teachseg.inference.run import load_predictor
-    from teachseg.inference.slides import open_slide
     from teachseg.models import load_model_folder
+    from teachseg.wsi.readers import open_slide
 
     with open_slide(slide) as reader:
         w, h = reader.dimensions

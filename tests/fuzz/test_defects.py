@@ -9,8 +9,8 @@ import pytest
 from teachseg.config import load_config
 from teachseg.data.discover import Sample
 from teachseg.data.splits import tile_slides
+from teachseg.data.tile_slides import load_annotations
 from teachseg.errors import ConfigError, DataError, ModelError
-from teachseg.inference.tile_slides import load_annotations
 from teachseg.models import META_FILE, check_model_folder
 from teachseg.reports.runs import Warnings, read_json
 from teachseg.training.prepare import tiles_mpp

@@ -19,12 +19,12 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
+from teachseg.data.tile_slides import TileOptions, tile_slide
 from teachseg.inference.predictor import Predictor
 from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
-from teachseg.inference.tile_slides import TileOptions, tile_slide
+from tests.wsi.test_polygons import dice, reference_filter
 
 from .conftest import CMU_SMALL, EchoRed
-from .test_polygons import dice, reference_filter
 
 
 def _echo(threshold: float) -> tuple[Predictor, ModelInfo]:
@@ -104,7 +104,7 @@ def holey_slide(tmp_path_factory) -> Path:
     """A pyramid whose red channel is a large tumour with 3000 small holes of several sizes and specks."""
     from scipy import ndimage as ndi
 
-    from teachseg.inference.synthetic import write_pyramid_rgb
+    from teachseg.data.synth_slide import write_pyramid_rgb
 
     rng = np.random.default_rng(11)
     size = 1536

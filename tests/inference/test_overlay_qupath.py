@@ -19,10 +19,10 @@ from PIL import Image
 from shapely.geometry import shape
 from torch import nn
 
+from teachseg.data.synth_slide import write_pyramid_rgb
+from teachseg.data.tile_slides import TileOptions, load_annotations, tile_slide
 from teachseg.inference.predictor import Predictor
 from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
-from teachseg.inference.synthetic import write_pyramid_rgb
-from teachseg.inference.tile_slides import TileOptions, load_annotations, tile_slide
 from teachseg.inference.writers import AREA_UM2, TUMOUR_CLASS
 
 MPP0 = 0.25
@@ -189,7 +189,7 @@ def _tile_masks(slide: Path, geojson: Path, out: Path) -> dict[str, np.ndarray]:
 
 
 def test_qupath_geojson_round_trip_both_directions(tmp_path):
-    from teachseg.inference.polygons import rasterise_polygons
+    from teachseg.wsi.polygons import rasterise_polygons
 
     export = tmp_path / "qupath_export.geojson"
     export.write_text(json.dumps(QUPATH_EXPORT))

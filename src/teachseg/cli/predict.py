@@ -1,4 +1,4 @@
-"""CLI commands: ``predict`` (slides and images), ``tile`` (training tiles from slides), ``export`` (ONNX).
+"""CLI commands: ``predict`` (slides and images) and ``export`` (ONNX); ``data tile`` is in :mod:`.data`.
 
 Only light imports here; the inference package is imported inside the command bodies.
 """
@@ -10,15 +10,8 @@ from typing import Annotated
 
 import typer
 
-from teachseg.cli._app import ModelDirArg, OutOpt, ResumeOpt, app, console, out
+from teachseg.cli._app import LevelOpt, ModelDirArg, OutOpt, ResumeOpt, app, console, out
 
-MppOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--mpp",
-        help="Resolution to work at (um/px); the closest pyramid level is used. Default: the model's.",
-    ),
-]
 PredictMppOpt = Annotated[
     float | None,
     typer.Option(
@@ -27,7 +20,6 @@ PredictMppOpt = Annotated[
         "it. Default: the model's.",
     ),
 ]
-LevelOpt = Annotated[int | None, typer.Option("--level", help="Pyramid level to work at (overrides --mpp).")]
 TileOpt = Annotated[
     int | None, typer.Option("--tile", help="Tile size in pixels. Default: the model's image_size.")
 ]
@@ -161,54 +153,6 @@ def predict(
             progress=progress and console.mode == "rich",
             log=lambda s: out.print(s, highlight=False),
         )
-
-
-@app.command("tile")
-def tile_cmd(
-    slide: Annotated[Path, typer.Argument(help="Slide to cut tiles from.", show_default=False)],
-    out_dir: OutOpt,
-    annotations: Annotated[
-        Path | None,
-        typer.Option("--annotations", help="QuPath-exported GeoJSON of tumour polygons (level 0)."),
-    ] = None,
-    size: Annotated[int, typer.Option("--size", min=16, help="Tile size in pixels.")] = 256,
-    mpp: MppOpt = None,
-    level: LevelOpt = None,
-    stride: Annotated[
-        int | None, typer.Option("--stride", min=1, help="Step between tiles (default: --size).")
-    ] = None,
-    min_tissue: Annotated[
-        float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue share of a kept tile.")
-    ] = 0.5,
-    classes: Annotated[
-        list[str] | None,
-        typer.Option("--class", help="Annotation class names that are tumour (repeatable; default: all)."),
-    ] = None,
-    negative: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--negative-class", help="Annotation classes marking labelled non-tumour regions (repeatable)."
-        ),
-    ] = None,
-) -> None:
-    """Cut tissue tiles into images/ + masks/ (annotated) and unlabelled/ (no annotation), as `train` reads."""
-    from teachseg.inference.tile_slides import TileOptions, tile_slide
-
-    opts = TileOptions(
-        size=size,
-        stride=stride,
-        mpp=mpp,
-        level=level,
-        min_tissue=min_tissue,
-        classes=classes,
-        negative=negative,
-    )
-    result = tile_slide(slide, out_dir, annotations, opts)
-    out.print(
-        f"{slide.name}: {result['labelled']} labelled tiles, {result['unlabelled']} unlabelled tiles "
-        f"(level {result['level']}) -> {out_dir}",
-        highlight=False,
-    )
 
 
 @app.command("export")

@@ -1,6 +1,7 @@
-"""Whole-slide and large-image prediction: tiles, sliding window, blending, slide readers and writers.
+"""Whole-slide and large-image prediction: predictor, sliding window, blending, writers, per-input pipelines.
 
-The flow is ``slides`` (read) -> ``tissue`` (where to look) -> ``tiling`` (tile grid, weights) ->
+Reading slides, finding tissue, tile grids and resolution planning live in :mod:`teachseg.wsi`. The flow is
+``wsi.readers`` (read) -> ``wsi.tissue`` (where to look) -> ``wsi.tiling`` (tile grid, weights) ->
 ``predictor`` (batched model) -> ``blending`` (row-band stitching to disk) -> ``writers`` (TIFF, GeoJSON,
 overlay, summary); ``run`` wires them together per input. Import the submodules you need: this package
 imports nothing heavy itself.

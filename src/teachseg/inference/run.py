@@ -21,9 +21,11 @@ import numpy as np
 from teachseg.errors import DataError
 from teachseg.inference import writers
 from teachseg.inference.blending import BandBlender, RawRaster
-from teachseg.inference.polygons import Vectorised, vectorise_mask
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.resolution import (
+from teachseg.io import read_json, write_json, write_png
+from teachseg.wsi.polygons import Vectorised, vectorise_mask
+from teachseg.wsi.readers import SUPPORTED_SUFFIXES, ArrayReader, SlideReader, open_slide
+from teachseg.wsi.resolution import (
     SOURCE_IGNORED,
     SOURCE_METADATA,
     SOURCE_MODEL_NONE,
@@ -31,10 +33,8 @@ from teachseg.inference.resolution import (
     ResampledReader,
     plan_resolution,
 )
-from teachseg.inference.slides import SUPPORTED_SUFFIXES, ArrayReader, SlideReader, open_slide
-from teachseg.inference.tiling import Tile, gaussian_weight, tile_grid, tiles_touching
-from teachseg.inference.tissue import detect_tissue
-from teachseg.io import read_json, write_json, write_png
+from teachseg.wsi.tiling import Tile, gaussian_weight, tile_grid, tiles_touching
+from teachseg.wsi.tissue import detect_tissue
 
 #: Single-level images no larger than this (either side) get ordinary PNG outputs.
 ORDINARY_MAX_SIDE = 4096

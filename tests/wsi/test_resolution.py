@@ -17,14 +17,13 @@ import shapely
 from shapely.affinity import scale as scale_geom
 from shapely.geometry import shape
 
+from teachseg.data.synth_slide import write_pyramid_rgb
 from teachseg.errors import DataError
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.resolution import ResampledReader, plan_resolution
 from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
-from teachseg.inference.slides import ArrayReader, open_slide
-from teachseg.inference.synthetic import write_pyramid_rgb
-
-from .conftest import EchoRed
+from teachseg.wsi.readers import ArrayReader, open_slide
+from teachseg.wsi.resolution import ResampledReader, plan_resolution
+from tests.inference.conftest import EchoRed
 
 EXTENT_UM = 400.0
 MODEL_MPP = 0.5
@@ -138,7 +137,7 @@ def test_level_zero_as_is_sees_the_wrong_scale(tmp_path, reference):
 def test_plan_resolution_choices():
     def reader(mpp0: float | None, downsamples: tuple[float, ...]):
         r = ArrayReader(np.zeros((64, 64, 3), np.uint8), Path("s.tif"), mpp0)
-        from teachseg.inference.slides import Level
+        from teachseg.wsi.readers import Level
 
         r.levels = [Level(i, int(64 / d), int(64 / d), d) for i, d in enumerate(downsamples)]
         return r
