@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from teachseg.data.synth_slide import synthetic_slide
-from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
+from teachseg.inference.options import ModelInfo, PredictOptions
+from teachseg.inference.run import predict_paths
 from teachseg.io import write_png
 
 EXPECTED = {
@@ -99,7 +100,7 @@ def output_hashes(root: Path) -> dict[str, str]:
     hashes = {}
     for key, (inputs, opts) in runs.items():
         out = root / key
-        predict_paths(_red, info, inputs, out, opts, progress=False)  # type: ignore[arg-type]
+        predict_paths(_red, info, inputs, out, opts)
         for f in sorted(out.iterdir()):
             hashes[f"{key}/{f.name}"] = hashlib.sha256(_comparable(f)).hexdigest()[:16]
     return hashes

@@ -6,7 +6,7 @@ import pytest
 from teachseg.data.synth_slide import write_pyramid_rgb
 from teachseg.inference.blending import BandBlender, RawRaster
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.run import stitch
+from teachseg.inference.sliding import stitch
 from teachseg.wsi.readers import open_slide
 from teachseg.wsi.tiling import gaussian_weight, tile_grid
 

@@ -6,7 +6,7 @@ Only light imports here; the inference package is imported inside the command bo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -114,7 +114,9 @@ def predict(
     import tempfile
 
     from teachseg.errors import ConfigError
-    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths, remove_stale_exports
+    from teachseg.inference.options import PredictOptions
+    from teachseg.inference.outputs import remove_stale_exports
+    from teachseg.inference.run import load_predictor, predict_paths
     from teachseg.io import ensure_writable_dir
 
     if slide_mpp is not None and ignore_mpp:
@@ -144,15 +146,16 @@ def predict(
         predictor, info = load_predictor(
             model_dir, backend, onnx, device=device, precision=precision, tta=tta, workdir=Path(tmp)
         )
-        predict_paths(
-            predictor,
-            info,
-            inputs,
-            out_dir,
-            opts,
-            progress=progress and console.mode == "rich",
-            log=lambda s: out.print(s, highlight=False),
-        )
+        with RichProgress(enabled=progress and console.mode == "rich") as bar:
+            predict_paths(
+                predictor,
+                info,
+                inputs,
+                out_dir,
+                opts,
+                progress=bar,
+                log=lambda s: out.print(s, highlight=False),
+            )
 
 
 @app.command("export")
@@ -184,3 +187,60 @@ def export_cmd(
             )
         msg += f" (onnxruntime vs PyTorch max abs difference {diff:.1e})"
     out.print(msg, highlight=False)
+
+
+class RichProgress:
+    """``predict``'s progress bar on stderr: one bar over the inputs, each input's share spread over its tiles.
+
+    Implements :class:`teachseg.inference.progress.PredictProgress`; a no-op when not ``enabled``.
+    """
+
+    def __init__(self, enabled: bool = True):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[where]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=True,
+        )
+        self.task: Any = None
+        self.total = self.index = self.tiles_total = self.tiles_done = 0
+        self.where = ""
+
+    def __enter__(self) -> RichProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def on_start(self, total: int) -> None:
+        self.total = total
+        self.task = self.bar.add_task("slides", total=max(total, 1), where="")
+
+    def on_item(self, index: int, name: str) -> None:
+        self.index, self.where = index, f"{index + 1}/{self.total} {name}"
+        self.tiles_total = self.tiles_done = 0
+        self.bar.update(self.task, completed=index, where=self.where)
+
+    def on_tiles(self, total: int) -> None:
+        self.tiles_total, self.tiles_done = total, 0
+        self.bar.update(self.task, where=f"{self.where} (0/{total} tiles)")
+
+    def on_advance(self, n: int) -> None:
+        self.tiles_done += n
+        share = self.tiles_done / max(self.tiles_total, 1)
+        self.bar.update(
+            self.task,
+            completed=self.index + min(share, 1.0),
+            where=f"{self.where} ({self.tiles_done}/{self.tiles_total} tiles)",
+        )
+
+    def on_finish(self) -> None:
+        self.bar.update(self.task, completed=self.total)
