@@ -230,3 +230,21 @@ def test_cohort_list_with_a_missing_path(tmp_path, model_dir, slide, capsys):
     assert "1 of 2 inputs" in err and "failures.csv" in err
     assert "not-here.svs" in (out / "failures.csv").read_text()
     assert "slide" in (out / "cohort.csv").read_text().splitlines()[1]
+
+
+def test_rich_progress_bar_follows_the_callbacks():
+    from teachseg.cli.predict import RichProgress
+
+    with RichProgress(enabled=True) as bar:
+        bar.on_start(2)
+        bar.on_item(0, "a")
+        bar.on_tiles(4)
+        bar.on_advance(2)
+        (task,) = bar.bar.tasks
+        assert task.completed == 0.5 and task.fields["where"] == "1/2 a (2/4 tiles)"
+        bar.on_advance(2)
+        bar.on_item(1, "b")
+        bar.on_tiles(1)
+        bar.on_advance(1)
+        bar.on_finish()
+        assert task.completed == task.total == 2 and task.fields["where"] == "2/2 b (1/1 tiles)"
