@@ -9,10 +9,10 @@ import pytest
 from teachseg.config import load_config
 from teachseg.data.grouping import tile_slides
 from teachseg.data.records import Sample
+from teachseg.data.tile_slides import load_annotations
 from teachseg.errors import ConfigError, DataError, ModelError
-from teachseg.inference.tile_slides import load_annotations
 from teachseg.models import META_FILE, check_model_folder
-from teachseg.reports.runs import Warnings, read_json
+from teachseg.reports.readers import Warnings, read_json
 from teachseg.training.prepare import tiles_mpp
 
 DEEP = "[" * 100_000 + "]" * 100_000

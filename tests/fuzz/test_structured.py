@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from teachseg.config import load_config
 from teachseg.data.grouping import tile_slides
 from teachseg.data.records import Sample
-from teachseg.inference.tile_slides import load_annotations
+from teachseg.data.tile_slides import load_annotations
 from teachseg.training.prepare import tiles_mpp
 from tests.fuzz.conftest import check, mutations
 
