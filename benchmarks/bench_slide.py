@@ -53,7 +53,7 @@ def log(msg: str) -> None:
 
 
 def make_slide(workdir: Path, size: int, seed: int = 0) -> Path:
-    from teachseg.inference.synthetic import synthetic_slide
+    from teachseg.data.synth_slide import synthetic_slide
 
     path = workdir / f"synthetic_{size}_s{seed}.tif"
     if not path.is_file():
@@ -69,7 +69,7 @@ def train_model(workdir: Path, steps: int, seed: int = 0, size: int = 4096) -> P
     """A few dozen steps of LinkNet-ResNet34 on crops of the synthetic slide, target = tumour (dark purple)."""
     import torch
 
-    from teachseg.inference.synthetic import SyntheticTissue
+    from teachseg.data.synth_slide import SyntheticTissue
     from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, build_model, save_model_folder
 
     folder = workdir / f"linknet_resnet34_s{seed}_{steps}"  # cached: the same model for every slide size
@@ -120,14 +120,15 @@ def train_model(workdir: Path, steps: int, seed: int = 0, size: int = 4096) -> P
 def run_teachseg(
     model_dir: Path, slide: Path, out: Path, repeats: int, tissue_mask: bool = True
 ) -> tuple[float, float, dict]:
-    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths
+    from teachseg.inference.options import PredictOptions
+    from teachseg.inference.run import load_predictor, predict_paths
 
     predictor, info = load_predictor(model_dir)
     options = PredictOptions(tissue_mask=tissue_mask)
     times, cpu, summary = [], [], {}
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
-        (summary,) = predict_paths(predictor, info, [slide], out, options, progress=False)
+        (summary,) = predict_paths(predictor, info, [slide], out, options)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     what = "" if tissue_mask else ", no tissue mask"
@@ -148,8 +149,8 @@ def run_monai(
     from monai.inferers import sliding_window_inference
 
     from teachseg.inference.run import load_predictor
-    from teachseg.inference.slides import open_slide
     from teachseg.models import load_model_folder
+    from teachseg.wsi.readers import open_slide
 
     with open_slide(slide) as reader:
         w, h = reader.dimensions
@@ -285,12 +286,13 @@ def memory_child(model_dir: str, slide: str, out: str) -> None:
     The kernel's per-process high-water mark (VmHWM) is reset once the model is loaded, so the figure is
     the predict call's peak with the model resident.
     """
-    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths
+    from teachseg.inference.options import PredictOptions
+    from teachseg.inference.run import load_predictor, predict_paths
 
     predictor, info = load_predictor(Path(model_dir))
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    predict_paths(predictor, info, [Path(slide)], Path(out), PredictOptions(), progress=False)
+    predict_paths(predictor, info, [Path(slide)], Path(out), PredictOptions())
     peak = _vm_hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_rss_mb": peak}))
 

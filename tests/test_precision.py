@@ -102,9 +102,9 @@ def test_auto_on_gpu_prefers_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
 def _entry_points(tmp_path: Path, write_config) -> dict[str, Precision]:
     """What "auto" becomes in training, evaluation, pseudo-labelling, predict and export on this CPU."""
     from teachseg.inference.export import export_onnx
+    from teachseg.inference.images import make_predictor
     from teachseg.inference.run import load_predictor
     from teachseg.selftrain import pseudolabel
-    from teachseg.training.evaluate import make_predictor
     from teachseg.training.fit import build_trainer
 
     got: dict[str, Precision] = {}

@@ -28,20 +28,6 @@ META_FILE = "teachseg.json"
 FORMAT_VERSION = 1
 
 
-def architectures() -> list[str]:
-    """smp's architecture names (``smp.MODEL_ARCHITECTURES_MAPPING``), sorted."""
-    import segmentation_models_pytorch as smp
-
-    return sorted(smp.MODEL_ARCHITECTURES_MAPPING)
-
-
-def encoders() -> list[str]:
-    """smp's encoder names (timm's are also accepted as ``tu-<name>``), sorted."""
-    import segmentation_models_pytorch as smp
-
-    return sorted(smp.encoders.get_encoder_names())
-
-
 def check_names(arch: str, encoder: str) -> None:
     """Fail early, listing the valid names, when an architecture or encoder is unknown.
 
@@ -49,7 +35,7 @@ def check_names(arch: str, encoder: str) -> None:
     """
     from pydantic_core import PydanticCustomError
 
-    from teachseg.names import check_arch, check_encoder
+    from teachseg.names import check_arch, check_encoder  # names never imports this module: no cycle
 
     try:
         check_arch(arch)

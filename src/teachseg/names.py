@@ -83,6 +83,20 @@ def check_precision(value: Any) -> Any:
     return _in_set("precision", value, tuple(ALIASES))
 
 
+def architectures() -> list[str]:
+    """smp's architecture names (``smp.MODEL_ARCHITECTURES_MAPPING``), sorted."""
+    import segmentation_models_pytorch as smp
+
+    return sorted(smp.MODEL_ARCHITECTURES_MAPPING)
+
+
+def encoders() -> list[str]:
+    """smp's encoder names (timm's are also accepted as ``tu-<name>``), sorted."""
+    import segmentation_models_pytorch as smp
+
+    return sorted(smp.encoders.get_encoder_names())
+
+
 def check_encoder(value: str) -> str:
     """An smp encoder name, or ``tu-<name>`` for a timm model (checked against smp's registry, lazily)."""
     if value.startswith("tu-"):
@@ -91,8 +105,6 @@ def check_encoder(value: str) -> str:
         if not timm.list_models(value[3:]):
             raise unknown("timm encoder", value, [], fix="see `timm.list_models()` for valid names")
         return value
-    from teachseg.models import encoders
-
     names = encoders()
     if value not in names:
         raise unknown(

@@ -1,4 +1,4 @@
-"""The predict, tile and export commands through ``teachseg.cli.run``."""
+"""The predict and export commands through ``teachseg.cli.run``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def slide(tmp_path_factory) -> Path:
-    from teachseg.inference.synthetic import synthetic_slide
+    from teachseg.data.synth_slide import synthetic_slide
 
     path = tmp_path_factory.mktemp("s") / "slide.tif"
     synthetic_slide(path, 512, mpp=0.5, seed=5, tile=128)
@@ -90,75 +90,6 @@ def test_export(tmp_path, model_dir, capsys):
     assert (tmp_path / "m.onnx").stat().st_size > 1000
 
 
-def test_tile_with_annotations(tmp_path, slide, capsys):
-    from PIL import Image
-
-    from teachseg.inference.slides import open_slide
-    from teachseg.inference.tissue import detect_tissue
-
-    # annotate a tissue-rich square with a hole, in level-0 coordinates
-    with open_slide(slide) as r:
-        thumb, ds = r.thumbnail(64)
-    ys, xs = np.nonzero(detect_tissue(thumb))
-    cy, cx = int(ys.mean() * ds), int(xs.mean() * ds)
-    outer = [
-        [cx - 150, cy - 150],
-        [cx + 150, cy - 150],
-        [cx + 150, cy + 150],
-        [cx - 150, cy + 150],
-        [cx - 150, cy - 150],
-    ]
-    hole = [
-        [cx - 20, cy - 20],
-        [cx + 20, cy - 20],
-        [cx + 20, cy + 20],
-        [cx - 20, cy + 20],
-        [cx - 20, cy - 20],
-    ]
-    feature = {
-        "type": "Feature",
-        "geometry": {"type": "Polygon", "coordinates": [outer, hole]},
-        "properties": {"objectType": "annotation", "classification": {"name": "Tumor", "color": [200, 0, 0]}},
-    }
-    ann = tmp_path / "ann.geojson"
-    ann.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
-    out = tmp_path / "tiles"
-    assert (
-        run(
-            [
-                "tile",
-                str(slide),
-                "--annotations",
-                str(ann),
-                "--out",
-                str(out),
-                "--size",
-                "64",
-                "--min-tissue",
-                "0.2",
-            ]
-        )
-        == 0
-    )
-    images = sorted(p.name for p in (out / "images").iterdir())
-    assert images and images == sorted(p.name for p in (out / "masks").iterdir())
-    assert list((out / "unlabelled").iterdir())
-    masks = [np.asarray(Image.open(out / "masks" / n)) for n in images]
-    assert all(set(np.unique(m)) <= {0, 255} for m in masks)
-    assert any(m.mean() > 0 for m in masks)
-    # the tile at the hole's centre is tumour around an empty middle
-    manifest = json.loads((out / "slide_tiles.json").read_text())
-    centre = [
-        t
-        for t in manifest["tiles"]
-        if t["labelled"] and t["x"] <= cx < t["x"] + 64 and t["y"] <= cy < t["y"] + 64
-    ]
-    if centre:
-        m = np.asarray(Image.open(out / "masks" / f"{centre[0]['name']}.png"))
-        assert m[int(cy - centre[0]["y"]), int(cx - centre[0]["x"])] == 0
-    assert "labelled tiles" in capsys.readouterr().out
-
-
 def test_bad_inputs(tmp_path, model_dir, slide, capsys):
     out = tmp_path / "out"
     (tmp_path / "notes.txt").write_text("hello")
@@ -175,7 +106,10 @@ def test_bad_inputs(tmp_path, model_dir, slide, capsys):
     assert run(["predict", str(incomplete), str(slide), "--out", str(out)]) == 2
     assert "missing" in _one_error_line(capsys)
 
-    assert run(["tile", str(slide), "--annotations", str(tmp_path / "none.geojson"), "--out", str(out)]) == 2
+    assert (
+        run(["data", "tile", str(slide), "--annotations", str(tmp_path / "none.geojson"), "--out", str(out)])
+        == 2
+    )
     assert "annotation file not found" in _one_error_line(capsys)
 
 
@@ -199,7 +133,7 @@ def test_output_path_that_is_a_file(tmp_path, model_dir, slide, capsys):
 
 
 def test_slide_without_resolution_needs_slide_mpp(tmp_path, model_dir, capsys):
-    from teachseg.inference.synthetic import synthetic_slide
+    from teachseg.data.synth_slide import synthetic_slide
 
     nompp = tmp_path / "nompp.tif"
     synthetic_slide(nompp, 1024, mpp=None, seed=5, tile=128)  # two levels: a slide, not an image
@@ -255,7 +189,7 @@ def test_sigkilled_predict_resumes_without_leftovers(tmp_path, model_dir):
     import subprocess
     import time
 
-    from teachseg.inference.synthetic import synthetic_slide
+    from teachseg.data.synth_slide import synthetic_slide
 
     from ..conftest import teachseg_cmd
 
@@ -296,3 +230,21 @@ def test_cohort_list_with_a_missing_path(tmp_path, model_dir, slide, capsys):
     assert "1 of 2 inputs" in err and "failures.csv" in err
     assert "not-here.svs" in (out / "failures.csv").read_text()
     assert "slide" in (out / "cohort.csv").read_text().splitlines()[1]
+
+
+def test_rich_progress_bar_follows_the_callbacks():
+    from teachseg.cli.predict import RichProgress
+
+    with RichProgress(enabled=True) as bar:
+        bar.on_start(2)
+        bar.on_item(0, "a")
+        bar.on_tiles(4)
+        bar.on_advance(2)
+        (task,) = bar.bar.tasks
+        assert task.completed == 0.5 and task.fields["where"] == "1/2 a (2/4 tiles)"
+        bar.on_advance(2)
+        bar.on_item(1, "b")
+        bar.on_tiles(1)
+        bar.on_advance(1)
+        bar.on_finish()
+        assert task.completed == task.total == 2 and task.fields["where"] == "2/2 b (1/1 tiles)"

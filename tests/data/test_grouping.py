@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from teachseg.data.grouping import tile_slides
+from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.splits import make_split
 from teachseg.errors import ConfigError
 from tests.data.split_samples import all_ids, class_samples, samples_with_duplicates, slide_of, tile_samples
@@ -70,7 +70,7 @@ def test_group_regex_overrides_tile_manifests() -> None:
     assert split.groups == 4 and split.grouped_by == ["group_regex"]
 
 
-def test_tile_slides_reads_the_manifests_of_teachseg_tile(tmp_path: Path) -> None:
+def test_slides_from_manifests_reads_the_manifests_of_teachseg_data_tile(tmp_path: Path) -> None:
     from teachseg.data.discover import discover
     from teachseg.io import write_json, write_png
 
@@ -86,7 +86,7 @@ def test_tile_slides_reads_the_manifests_of_teachseg_tile(tmp_path: Path) -> Non
         )
     write_png(tmp_path / "unlabelled" / "other.png", img)  # in no manifest: its own group
     (tmp_path / "broken_tiles.json").write_text("{", encoding="utf-8")  # ignored
-    found = tile_slides(discover(tmp_path).samples)
+    found = slides_from_manifests(discover(tmp_path).samples)
     assert found == {
         "images/s1_x0_y0.png": "s1",
         "unlabelled/s1_x4_y0.png": "s1",

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from teachseg.config import load_config
-from teachseg.data.grouping import tile_slides
+from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.records import Sample
+from teachseg.data.tile_slides import load_annotations
 from teachseg.errors import ConfigError, DataError, ModelError
-from teachseg.inference.tile_slides import load_annotations
 from teachseg.models import META_FILE, check_model_folder
-from teachseg.reports.runs import Warnings, read_json
+from teachseg.reports.readers import Warnings, read_json
 from teachseg.training.prepare import tiles_mpp
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -20,7 +20,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
 
 def test_deeply_nested_manifest_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "s_tiles.json").write_text(DEEP)
-    assert tile_slides([Sample(id="t0.png", image=tmp_path / "t0.png")]) == {}
+    assert slides_from_manifests([Sample(id="t0.png", image=tmp_path / "t0.png")]) == {}
     assert tiles_mpp(tmp_path) is None
 
 

@@ -20,7 +20,8 @@ from teachseg.models import (
     load_model_folder,
     save_model_folder,
 )
-from teachseg.reports.runs import Warnings, load
+from teachseg.reports.readers import Warnings
+from teachseg.reports.runs import load
 from tests.fuzz.conftest import check, mutations
 from tests.fuzz.test_structured import _with_keys, json_values
 from tests.reports.fakeruns import make_dataset, make_train_run

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from teachseg.config import load_config
-from teachseg.data.grouping import tile_slides
+from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.records import Sample
-from teachseg.inference.tile_slides import load_annotations
+from teachseg.data.tile_slides import load_annotations
 from teachseg.training.prepare import tiles_mpp
 from tests.fuzz.conftest import check, mutations
 
@@ -47,7 +47,7 @@ def _read_manifest(path: Path) -> None:
     folder = path.parent
     (folder / "images").mkdir(exist_ok=True)
     image = folder / "images" / "t0.png"
-    tile_slides([Sample(id="images/t0.png", image=image)])
+    slides_from_manifests([Sample(id="images/t0.png", image=image)])
     tiles_mpp(folder)
 
 

@@ -1,4 +1,4 @@
-"""Fixtures for the inference tests: tiny model folders and small generated pyramidal slides."""
+"""Fixtures for the inference tests: tiny model folders (the generated slides come from tests/wsi)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
+from tests.wsi.conftest import blank_slide, slide_path  # noqa: F401  (shared fixtures)
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 CMU_SMALL = SHARED / "data" / "wsi" / "CMU-1-Small-Region.svs"
@@ -30,26 +32,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     meta = ModelMeta(arch="linknet", encoder="resnet18", image_size=128, mpp=0.5)
     save_model_folder(build_model("linknet", "resnet18"), folder, meta)
     return folder
-
-
-@pytest.fixture(scope="session")
-def slide_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from teachseg.inference.synthetic import synthetic_slide
-
-    path = tmp_path_factory.mktemp("slides") / "synth.tif"
-    synthetic_slide(path, 1024, tissue_fraction=0.4, mpp=0.5, seed=3, tile=128)
-    return path
-
-
-@pytest.fixture(scope="session")
-def blank_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from teachseg.inference.synthetic import write_pyramid_rgb
-
-    rng = np.random.default_rng(0)
-    glass = np.clip(rng.normal(240, 2, (512, 512, 3)), 0, 255).astype(np.uint8)
-    path = tmp_path_factory.mktemp("slides") / "blank.tif"
-    write_pyramid_rgb(path, glass, mpp=0.5, tile=128, min_side=128)
-    return path
 
 
 def pattern_image(height: int, width: int) -> np.ndarray:

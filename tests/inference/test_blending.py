@@ -1,8 +1,8 @@
 import numpy as np
 
 from teachseg.inference.blending import BandBlender, RawRaster
-from teachseg.inference.tiling import gaussian_weight, tile_grid
 from teachseg.inference.writers import build_pyramid
+from teachseg.wsi.tiling import gaussian_weight, tile_grid
 
 
 def _blend(tmp_path, truth, tile, overlap, keep=lambda t: True):

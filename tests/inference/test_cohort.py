@@ -10,8 +10,9 @@ import pytest
 
 from teachseg.errors import DataError
 from teachseg.inference.cohort import COHORT_COLUMNS, expand_lists
+from teachseg.inference.options import ModelInfo, PredictOptions
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
+from teachseg.inference.run import predict_paths
 
 from .conftest import EchoRed
 
@@ -41,7 +42,7 @@ def test_cohort_from_list_and_folder_with_failures_and_rerun(tmp_path, slide_pat
     log: list[str] = []
 
     with pytest.raises(DataError, match=r"2 of 4 inputs could not be read .*failures\.csv"):
-        predict_paths(*_echo(), [listing], out, OPTS, progress=False, log=log.append)
+        predict_paths(*_echo(), [listing], out, OPTS, log=log.append)
 
     failures = _rows(out / "failures.csv")
     assert [Path(r["slide"]).name for r in failures] == ["c.svs", "broken.svs"]
@@ -85,13 +86,13 @@ def test_bad_cohort_inputs_are_one_line_errors(tmp_path, slide_path):
     empty.mkdir()
     (empty / "notes.md").write_text("no slides here")
     with pytest.raises(DataError) as info:
-        predict_paths(*_echo(), [empty, slide_path], tmp_path / "out", OPTS, progress=False)
+        predict_paths(*_echo(), [empty, slide_path], tmp_path / "out", OPTS)
     msg = str(info.value)
     assert "\n" not in msg and str(empty) in msg and "holds no slide" in msg and "Fix:" in msg
 
     nothing = tmp_path / "nothing.txt"
     nothing.write_text("gone.svs\n")
     with pytest.raises(DataError) as info:
-        predict_paths(*_echo(), [nothing], tmp_path / "out", OPTS, progress=False)
+        predict_paths(*_echo(), [nothing], tmp_path / "out", OPTS)
     msg = str(info.value)
     assert "\n" not in msg and str(nothing) in msg and "gone.svs" in msg and "Fix:" in msg

@@ -19,12 +19,13 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
+from teachseg.data.tile_slides import TileOptions, tile_slide
+from teachseg.inference.options import ModelInfo, PredictOptions
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
-from teachseg.inference.tile_slides import TileOptions, tile_slide
+from teachseg.inference.run import predict_paths
+from tests.wsi.test_polygons import dice, reference_filter
 
 from .conftest import CMU_SMALL, EchoRed
-from .test_polygons import dice, reference_filter
 
 
 def _echo(threshold: float) -> tuple[Predictor, ModelInfo]:
@@ -48,7 +49,7 @@ def _predict_and_check(
 ) -> tuple[dict, np.ndarray]:
     predictor, info = _echo(threshold)
     opts = PredictOptions(level=0, batch_size=8, min_area_um2=min_area_um2, tissue_mask=tissue_mask)
-    (summary,) = predict_paths(predictor, info, [slide], out, opts, progress=False)
+    (summary,) = predict_paths(predictor, info, [slide], out, opts)
     name = slide.stem
     mask = _thresholded_tiff(out / f"{name}_prob.tif", threshold)
     min_area_px = summary["min_area_px"]
@@ -104,7 +105,7 @@ def holey_slide(tmp_path_factory) -> Path:
     """A pyramid whose red channel is a large tumour with 3000 small holes of several sizes and specks."""
     from scipy import ndimage as ndi
 
-    from teachseg.inference.synthetic import write_pyramid_rgb
+    from teachseg.data.synth_slide import write_pyramid_rgb
 
     rng = np.random.default_rng(11)
     size = 1536
@@ -143,9 +144,9 @@ def test_real_slide_geojson_holds_the_mask(tmp_path):
 
 
 def test_area_warning_names_the_gap():
-    from teachseg.inference.run import _area_warning
+    from teachseg.inference.pipelines import area_warning
 
     base = {"geojson_area_expected_px": 1000.0, "geojson_area_px": 995.0, "vector_downsample": 1.0}
-    assert _area_warning(base) is None
-    msg = _area_warning({**base, "geojson_area_px": 2.0, "vector_downsample": 4.0})
+    assert area_warning(base) is None
+    msg = area_warning({**base, "geojson_area_px": 2.0, "vector_downsample": 4.0})
     assert msg is not None and "1000" in msg and "--vector-max-side" in msg

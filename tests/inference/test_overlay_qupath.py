@@ -19,10 +19,11 @@ from PIL import Image
 from shapely.geometry import shape
 from torch import nn
 
+from teachseg.data.synth_slide import write_pyramid_rgb
+from teachseg.data.tile_slides import TileOptions, load_annotations, tile_slide
+from teachseg.inference.options import ModelInfo, PredictOptions
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
-from teachseg.inference.synthetic import write_pyramid_rgb
-from teachseg.inference.tile_slides import TileOptions, load_annotations, tile_slide
+from teachseg.inference.run import predict_paths
 from teachseg.inference.writers import AREA_UM2, TUMOUR_CLASS
 
 MPP0 = 0.25
@@ -74,7 +75,7 @@ def test_known_rectangle_lines_up_in_geojson_tiff_and_overlay(tmp_path, rect_sli
 
     out = tmp_path / "out"
     opts = PredictOptions(tissue_mask=False, min_area_um2=20.0, thumb_max_side=400)
-    (summary,) = predict_paths(*_echo(model_mpp), [rect_slide], out, opts, progress=False)
+    (summary,) = predict_paths(*_echo(model_mpp), [rect_slide], out, opts)
     assert summary["resampled"] is resampled
     ds = summary["predict_downsample"]
     assert ds == pytest.approx(model_mpp / MPP0, rel=0.01)  # a real level: its size is rounded
@@ -189,7 +190,7 @@ def _tile_masks(slide: Path, geojson: Path, out: Path) -> dict[str, np.ndarray]:
 
 
 def test_qupath_geojson_round_trip_both_directions(tmp_path):
-    from teachseg.inference.polygons import rasterise_polygons
+    from teachseg.wsi.polygons import rasterise_polygons
 
     export = tmp_path / "qupath_export.geojson"
     export.write_text(json.dumps(QUPATH_EXPORT))
@@ -210,7 +211,7 @@ def test_qupath_geojson_round_trip_both_directions(tmp_path):
 
     # teachseg -> QuPath: predict's GeoJSON follows QuPath's conventions and holds the same tumour
     opts = PredictOptions(tissue_mask=False, min_area_um2=20.0)
-    (summary,) = predict_paths(*_echo(0.5), [slide], tmp_path / "pred", opts, progress=False)
+    (summary,) = predict_paths(*_echo(0.5), [slide], tmp_path / "pred", opts)
     predicted = tmp_path / "pred" / "annotated.geojson"
     fc = json.loads(predicted.read_text(encoding="utf-8"))
     assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 3

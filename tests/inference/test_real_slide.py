@@ -12,12 +12,13 @@ from .conftest import CMU_SMALL
 def test_predict_real_svs(tmp_path, model_dir):
     import openslide
 
-    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths
+    from teachseg.inference.options import PredictOptions
+    from teachseg.inference.run import load_predictor, predict_paths
 
     pred, info = load_predictor(model_dir)
     # threshold just under the untrained model's typical output, so polygons exist
     opts = PredictOptions(tile=256, batch_size=8, threshold=0.45, min_area_um2=50.0)
-    (summary,) = predict_paths(pred, info, [CMU_SMALL], tmp_path, opts, progress=False)
+    (summary,) = predict_paths(pred, info, [CMU_SMALL], tmp_path, opts)
     src = openslide.OpenSlide(str(CMU_SMALL))
     w, h = src.dimensions
     prob = openslide.OpenSlide(str(tmp_path / "CMU-1-Small-Region_prob.tif"))

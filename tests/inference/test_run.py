@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from shapely.geometry import box, shape
 
-from teachseg.inference.run import PredictOptions, is_complete, load_predictor, predict_paths
+from teachseg.inference.options import PredictOptions
+from teachseg.inference.outputs import is_complete
+from teachseg.inference.run import load_predictor, predict_paths
 
 OPTS = {"batch_size": 4}
 
@@ -32,7 +34,6 @@ def test_slide_outputs(tmp_path, predictor, slide_path):
         [slide_path],
         tmp_path,
         PredictOptions(threshold=0.45, min_area_um2=20.0, **OPTS),
-        progress=False,
     )
     assert summary["kind"] == "slide" and not summary["no_tissue"]
     assert 0 < summary["tiles_predicted"] < summary["tiles_total"]  # tissue-only tiles
@@ -51,9 +52,7 @@ def test_slide_outputs(tmp_path, predictor, slide_path):
 
 def test_level_choice_from_model_mpp(tmp_path, predictor, slide_path):
     pred, info = predictor
-    (summary,) = predict_paths(
-        pred, info, [slide_path], tmp_path, PredictOptions(mpp=1.0, **OPTS), progress=False
-    )
+    (summary,) = predict_paths(pred, info, [slide_path], tmp_path, PredictOptions(mpp=1.0, **OPTS))
     assert summary["level"] == 1 and summary["level_mpp"] == pytest.approx(1.0)
     import tiffslide
 
@@ -62,7 +61,7 @@ def test_level_choice_from_model_mpp(tmp_path, predictor, slide_path):
 
 def test_no_tissue_gives_empty_geojson(tmp_path, predictor, blank_slide):
     pred, info = predictor
-    (summary,) = predict_paths(pred, info, [blank_slide], tmp_path, PredictOptions(**OPTS), progress=False)
+    (summary,) = predict_paths(pred, info, [blank_slide], tmp_path, PredictOptions(**OPTS))
     assert summary["no_tissue"] and summary["tiles_predicted"] == 0 and summary["tumour_area_mm2"] == 0
     assert "no tissue" in summary["note"]
     assert _geojson_polygons(tmp_path / "blank.geojson") == []
@@ -79,14 +78,14 @@ def test_ordinary_image_and_resume(tmp_path, predictor):
     )
     out = tmp_path / "out"
     for resize in (True, False):
-        (s,) = predict_paths(pred, info, [src], out, PredictOptions(resize=resize, **OPTS), progress=False)
+        (s,) = predict_paths(pred, info, [src], out, PredictOptions(resize=resize, **OPTS))
         assert s["kind"] == "image" and s["resized_to_model"] is resize
         mask = np.asarray(Image.open(out / "frame_mask.png"))
         assert mask.shape == (90, 120) and set(np.unique(mask)) <= {0, 255}
         assert np.asarray(Image.open(out / "frame_prob.png")).shape == (90, 120)
         assert np.asarray(Image.open(out / "frame_overlay.png")).shape == (90, 120, 3)
     before = (out / "frame_summary.json").stat().st_mtime_ns
-    predict_paths(pred, info, [src], out, PredictOptions(resume=True, **OPTS), progress=False)
+    predict_paths(pred, info, [src], out, PredictOptions(resume=True, **OPTS))
     assert (out / "frame_summary.json").stat().st_mtime_ns == before
 
 
@@ -101,7 +100,7 @@ def test_interrupted_run_leaves_no_partial_files(tmp_path, predictor, slide_path
         return pred(tiles)
 
     with pytest.raises(KeyboardInterrupt):
-        predict_paths(failing, info, [slide_path], tmp_path, PredictOptions(**OPTS), progress=False)  # type: ignore[arg-type]
+        predict_paths(failing, info, [slide_path], tmp_path, PredictOptions(**OPTS))  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -114,5 +113,5 @@ def test_one_bad_input_does_not_stop_the_others(tmp_path, predictor, slide_path)
     (src / "broken.svs").write_bytes(b"\0" * 64)
     out = tmp_path / "out"
     with pytest.raises(DataError, match="1 of 2 inputs could not be read"):
-        predict_paths(pred, info, [src, slide_path], out, PredictOptions(level=1, **OPTS), progress=False)
+        predict_paths(pred, info, [src, slide_path], out, PredictOptions(level=1, **OPTS))
     assert is_complete(out, "synth") and not (out / "broken_summary.json").exists()

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
+from teachseg.data.synth_slide import write_pyramid_rgb
 from teachseg.inference.blending import BandBlender, RawRaster
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.run import stitch
-from teachseg.inference.slides import open_slide
-from teachseg.inference.synthetic import write_pyramid_rgb
-from teachseg.inference.tiling import gaussian_weight, tile_grid
+from teachseg.inference.sliding import stitch
+from teachseg.wsi.readers import open_slide
+from teachseg.wsi.tiling import gaussian_weight, tile_grid
 
 from .conftest import EchoRed, pattern_image
 

@@ -5,13 +5,13 @@ import pytest
 from shapely.geometry import shape
 
 from teachseg.inference.blending import RawRaster
-from teachseg.inference.polygons import mask_polygons, vectorise_mask
 from teachseg.inference.writers import (
     build_pyramid,
     geojson_features,
     overlay,
     write_pyramid_tiff,
 )
+from teachseg.wsi.polygons import mask_polygons, vectorise_mask
 
 
 def test_polygons_keep_holes_and_drop_specks():

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from teachseg.data.datasets import Record
+from teachseg.inference.images import safe_key
 from teachseg.io import read_json
 from teachseg.models import ModelMeta
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, label_stats, pseudo_records, sha256_file
-from teachseg.training.evaluate import safe_key
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

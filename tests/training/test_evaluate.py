@@ -11,15 +11,10 @@ import torch
 from PIL import Image
 
 from teachseg.data.datasets import Record
+from teachseg.inference.images import predict_prob, safe_key
 from teachseg.io import read_json
 from teachseg.models import ModelMeta, build_model
-from teachseg.training.evaluate import (
-    evaluate_records,
-    predict_prob,
-    safe_key,
-    summarise_rows,
-    write_per_image_csv,
-)
+from teachseg.training.evaluate import evaluate_records, summarise_rows, write_per_image_csv
 
 
 @pytest.fixture(scope="module")

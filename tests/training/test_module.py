@@ -119,9 +119,9 @@ def test_bf16_mixed_channels_last_agrees_with_fp32(tiny_run: Path) -> None:
     """Accuracy of mixed precision + channels_last on a fixed batch, same weights."""
     from teachseg.data.imageio import read_image
     from teachseg.data.transforms import Normalise, to_float_image
+    from teachseg.inference.images import predict_prob
     from teachseg.metrics import image_scores
     from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, load_model_folder
-    from teachseg.training.evaluate import predict_prob
 
     model, meta = load_model_folder(tiny_run / "model")
     root = Path(__import__("yaml").safe_load((tiny_run / "config.yaml").read_text())["data"]["root"])

@@ -60,3 +60,4 @@ ModelDirArg = Annotated[
     typer.Argument(help="Model folder written by teachseg (config.json, model.safetensors, teachseg.json)."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+LevelOpt = Annotated[int | None, typer.Option("--level", help="Pyramid level to work at (overrides --mpp).")]

@@ -1,7 +1,8 @@
-"""CLI commands (data): ``teachseg data check`` and ``teachseg data synth``."""
+"""CLI commands (data): ``teachseg data check``, ``data synth`` and ``data tile`` (``tile``: deprecated alias)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,8 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from teachseg.cli._app import (
+    LevelOpt,
+    OutOpt,
     SeedOpt,
-    app,  # noqa: F401  (the package imports this module to register commands)
+    app,
+    console,
     data_app,
     out,
 )
@@ -204,3 +208,73 @@ def synth(
         f"{size}x{size} px, seed {seed}, to {root} (synthetic data, see README.txt)",
         highlight=False,
     )
+
+
+MppOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--mpp",
+        help="Resolution to work at (um/px); the closest pyramid level is used. Default: the model's.",
+    ),
+]
+
+
+@data_app.command("tile")
+def tile(
+    slide: Annotated[Path, typer.Argument(help="Slide to cut tiles from.", show_default=False)],
+    out_dir: OutOpt,
+    annotations: Annotated[
+        Path | None,
+        typer.Option("--annotations", help="QuPath-exported GeoJSON of tumour polygons (level 0)."),
+    ] = None,
+    size: Annotated[int, typer.Option("--size", min=16, help="Tile size in pixels.")] = 256,
+    mpp: MppOpt = None,
+    level: LevelOpt = None,
+    stride: Annotated[
+        int | None, typer.Option("--stride", min=1, help="Step between tiles (default: --size).")
+    ] = None,
+    min_tissue: Annotated[
+        float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue share of a kept tile.")
+    ] = 0.5,
+    classes: Annotated[
+        list[str] | None,
+        typer.Option("--class", help="Annotation class names that are tumour (repeatable; default: all)."),
+    ] = None,
+    negative: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--negative-class", help="Annotation classes marking labelled non-tumour regions (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Cut tissue tiles into images/ + masks/ (annotated) and unlabelled/ (no annotation), as `train` reads."""
+    from teachseg.data.tile_slides import TileOptions, tile_slide
+
+    opts = TileOptions(
+        size=size,
+        stride=stride,
+        mpp=mpp,
+        level=level,
+        min_tissue=min_tissue,
+        classes=classes,
+        negative=negative,
+    )
+    result = tile_slide(slide, out_dir, annotations, opts)
+    out.print(
+        f"{slide.name}: {result['labelled']} labelled tiles, {result['unlabelled']} unlabelled tiles "
+        f"(level {result['level']}) -> {out_dir}",
+        highlight=False,
+    )
+
+
+@app.command("tile", hidden=True)
+@functools.wraps(tile)
+def tile_alias(*args: Any, **kwargs: Any) -> None:
+    # ``teachseg tile``, the old name of ``teachseg data tile``: same options, kept for one release
+    console.print(
+        "note: `teachseg tile` is deprecated and will be removed in the next release; use `teachseg data tile`",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    tile(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""CLI commands: ``predict`` (slides and images), ``tile`` (training tiles from slides), ``export`` (ONNX).
+"""CLI commands: ``predict`` (slides and images) and ``export`` (ONNX); ``data tile`` is in :mod:`.data`.
 
 Only light imports here; the inference package is imported inside the command bodies.
 """
@@ -6,19 +6,12 @@ Only light imports here; the inference package is imported inside the command bo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from teachseg.cli._app import ModelDirArg, OutOpt, ResumeOpt, app, console, out
+from teachseg.cli._app import LevelOpt, ModelDirArg, OutOpt, ResumeOpt, app, console, out
 
-MppOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--mpp",
-        help="Resolution to work at (um/px); the closest pyramid level is used. Default: the model's.",
-    ),
-]
 PredictMppOpt = Annotated[
     float | None,
     typer.Option(
@@ -27,7 +20,6 @@ PredictMppOpt = Annotated[
         "it. Default: the model's.",
     ),
 ]
-LevelOpt = Annotated[int | None, typer.Option("--level", help="Pyramid level to work at (overrides --mpp).")]
 TileOpt = Annotated[
     int | None, typer.Option("--tile", help="Tile size in pixels. Default: the model's image_size.")
 ]
@@ -122,7 +114,9 @@ def predict(
     import tempfile
 
     from teachseg.errors import ConfigError
-    from teachseg.inference.run import PredictOptions, load_predictor, predict_paths, remove_stale_exports
+    from teachseg.inference.options import PredictOptions
+    from teachseg.inference.outputs import remove_stale_exports
+    from teachseg.inference.run import load_predictor, predict_paths
     from teachseg.io import ensure_writable_dir
 
     if slide_mpp is not None and ignore_mpp:
@@ -152,63 +146,16 @@ def predict(
         predictor, info = load_predictor(
             model_dir, backend, onnx, device=device, precision=precision, tta=tta, workdir=Path(tmp)
         )
-        predict_paths(
-            predictor,
-            info,
-            inputs,
-            out_dir,
-            opts,
-            progress=progress and console.mode == "rich",
-            log=lambda s: out.print(s, highlight=False),
-        )
-
-
-@app.command("tile")
-def tile_cmd(
-    slide: Annotated[Path, typer.Argument(help="Slide to cut tiles from.", show_default=False)],
-    out_dir: OutOpt,
-    annotations: Annotated[
-        Path | None,
-        typer.Option("--annotations", help="QuPath-exported GeoJSON of tumour polygons (level 0)."),
-    ] = None,
-    size: Annotated[int, typer.Option("--size", min=16, help="Tile size in pixels.")] = 256,
-    mpp: MppOpt = None,
-    level: LevelOpt = None,
-    stride: Annotated[
-        int | None, typer.Option("--stride", min=1, help="Step between tiles (default: --size).")
-    ] = None,
-    min_tissue: Annotated[
-        float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue share of a kept tile.")
-    ] = 0.5,
-    classes: Annotated[
-        list[str] | None,
-        typer.Option("--class", help="Annotation class names that are tumour (repeatable; default: all)."),
-    ] = None,
-    negative: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--negative-class", help="Annotation classes marking labelled non-tumour regions (repeatable)."
-        ),
-    ] = None,
-) -> None:
-    """Cut tissue tiles into images/ + masks/ (annotated) and unlabelled/ (no annotation), as `train` reads."""
-    from teachseg.inference.tile_slides import TileOptions, tile_slide
-
-    opts = TileOptions(
-        size=size,
-        stride=stride,
-        mpp=mpp,
-        level=level,
-        min_tissue=min_tissue,
-        classes=classes,
-        negative=negative,
-    )
-    result = tile_slide(slide, out_dir, annotations, opts)
-    out.print(
-        f"{slide.name}: {result['labelled']} labelled tiles, {result['unlabelled']} unlabelled tiles "
-        f"(level {result['level']}) -> {out_dir}",
-        highlight=False,
-    )
+        with RichProgress(enabled=progress and console.mode == "rich") as bar:
+            predict_paths(
+                predictor,
+                info,
+                inputs,
+                out_dir,
+                opts,
+                progress=bar,
+                log=lambda s: out.print(s, highlight=False),
+            )
 
 
 @app.command("export")
@@ -240,3 +187,60 @@ def export_cmd(
             )
         msg += f" (onnxruntime vs PyTorch max abs difference {diff:.1e})"
     out.print(msg, highlight=False)
+
+
+class RichProgress:
+    """``predict``'s progress bar on stderr: one bar over the inputs, each input's share spread over its tiles.
+
+    Implements :class:`teachseg.inference.progress.PredictProgress`; a no-op when not ``enabled``.
+    """
+
+    def __init__(self, enabled: bool = True):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[where]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=True,
+        )
+        self.task: Any = None
+        self.total = self.index = self.tiles_total = self.tiles_done = 0
+        self.where = ""
+
+    def __enter__(self) -> RichProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def on_start(self, total: int) -> None:
+        self.total = total
+        self.task = self.bar.add_task("slides", total=max(total, 1), where="")
+
+    def on_item(self, index: int, name: str) -> None:
+        self.index, self.where = index, f"{index + 1}/{self.total} {name}"
+        self.tiles_total = self.tiles_done = 0
+        self.bar.update(self.task, completed=index, where=self.where)
+
+    def on_tiles(self, total: int) -> None:
+        self.tiles_total, self.tiles_done = total, 0
+        self.bar.update(self.task, where=f"{self.where} (0/{total} tiles)")
+
+    def on_advance(self, n: int) -> None:
+        self.tiles_done += n
+        share = self.tiles_done / max(self.tiles_total, 1)
+        self.bar.update(
+            self.task,
+            completed=self.index + min(share, 1.0),
+            where=f"{self.where} ({self.tiles_done}/{self.tiles_total} tiles)",
+        )
+
+    def on_finish(self) -> None:
+        self.bar.update(self.task, completed=self.total)

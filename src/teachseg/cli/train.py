@@ -141,8 +141,8 @@ def models(
     """List the architectures and encoders segmentation_models_pytorch offers, with parameter counts."""
     from rich.table import Table
 
-    from teachseg.models import architectures, encoders, parameter_count
-    from teachseg.names import STUDY_ARCHS
+    from teachseg.models import parameter_count
+    from teachseg.names import STUDY_ARCHS, architectures, encoders
 
     table = Table(title="Architectures (encoder resnet34)")
     table.add_column("architecture")

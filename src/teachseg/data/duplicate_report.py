@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from teachseg.data.duplicates import default_cache_file, find_duplicates, hash_images
-from teachseg.data.grouping import build_groups, tile_slides
+from teachseg.data.grouping import build_groups, slides_from_manifests
 from teachseg.data.masks import read_mask
 from teachseg.data.records import Discovery, Sample
 from teachseg.errors import DataError
@@ -40,7 +40,7 @@ def duplicates_summary(
         cache_file=cache_file if cache_file is not None else default_cache_file(discovery.root),
     )
     dups = find_duplicates(found.hashes)
-    slides = tile_slides(discovery.samples)
+    slides = slides_from_manifests(discovery.samples)
     keys = build_groups(discovery.samples, None, slides, dups.clusters())
     groups = {keys[s.id] for s in discovery.samples if s.labelled}
     grouped_by = (["tile manifests"] if slides else []) + (["duplicates"] if dups.clusters() else [])

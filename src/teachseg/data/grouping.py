@@ -92,7 +92,7 @@ def duplicates_to_drop(samples: Sequence[Sample], same_content: Sequence[Sequenc
     return drop
 
 
-def tile_slides(samples: Sequence[Sample]) -> dict[str, str]:
+def slides_from_manifests(samples: Sequence[Sample]) -> dict[str, str]:
     """Sample id -> source slide, for the tiles listed in ``teachseg tile`` manifests.
 
     ``teachseg tile`` writes ``OUT/images/NAME.png`` (+ ``OUT/masks/``) or ``OUT/unlabelled/NAME.png`` and a

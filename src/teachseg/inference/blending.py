@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from teachseg.inference.quantise import threshold_u8, to_uint8
+
 
 class RawRaster:
     """A uint8 (height, width) raster stored row-major in a raw file, read and written in row bands."""
@@ -69,7 +71,7 @@ class BandBlender:
         self.wsum = np.zeros((tile, self.band_w), dtype=np.float32)
         self.top = 0  # level row of the band's first row
         self.written = 0  # rows already written to ``out``
-        self.threshold_u8 = int(np.ceil(threshold * 255.0 - 1e-6))
+        self.threshold_u8 = threshold_u8(threshold)
         self.positive_pixels = 0
 
     def add(self, y: int, x: int, prob: np.ndarray) -> None:
@@ -90,7 +92,7 @@ class BandBlender:
         w = self.out.width
         acc, ws = self.acc[:n, :w], self.wsum[:n, :w]
         prob = np.divide(acc, ws, out=np.zeros_like(acc), where=ws > 0)
-        u8 = np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
+        u8 = to_uint8(prob)
         self.positive_pixels += int(np.count_nonzero(u8 >= self.threshold_u8))
         self.out.write_rows(self.top, u8)
         self.written = self.top + n

@@ -148,7 +148,7 @@ def geojson_features(
     """
     from shapely.geometry import mapping
 
-    from teachseg.inference.polygons import polygonal_parts
+    from teachseg.wsi.polygons import polygonal_parts
 
     features = []
     for p in (part for g in polygons for part in polygonal_parts(g)):

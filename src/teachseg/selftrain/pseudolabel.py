@@ -20,10 +20,11 @@ from torch import nn
 
 from teachseg.data.datasets import Record, read_pseudo
 from teachseg.data.imageio import read_image
+from teachseg.inference.images import batched, make_predictor, predict_prob, safe_key
+from teachseg.inference.quantise import to_uint8
 from teachseg.io import read_json, write_json, write_png
 from teachseg.models import ModelMeta
 from teachseg.precision import Precision
-from teachseg.training.evaluate import batched, make_predictor, predict_prob, safe_key, to_uint8
 
 MANIFEST = "manifest.json"
 

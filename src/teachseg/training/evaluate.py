@@ -1,4 +1,6 @@
-"""Predict probabilities for dataset images and score them at native resolution: the one scoring path.
+"""Score dataset images at native resolution: the one scoring path.
+
+The probabilities come from :mod:`teachseg.inference.images` (predictor, batches, resizing back).
 
 Every figure called "validation Dice" (the epoch's, which selects the best epoch and decides whether a
 Student replaces its Teacher; ``summary.json``; ``val_per_image.csv``; the report) comes from
@@ -19,61 +21,30 @@ evaluate`` may add TTA; its figures are then labelled as such and are not the se
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from teachseg.data.datasets import Record
 from teachseg.data.imageio import read_image
 from teachseg.data.masks import read_mask
-from teachseg.data.transforms import Normalise, resize, to_float_image
-from teachseg.inference.predictor import Predictor
+from teachseg.inference.images import (
+    batched,
+    make_predictor,
+    native_probability,
+    predict_input_size,
+    safe_key,
+)
+from teachseg.inference.quantise import to_uint8
 from teachseg.io import write_json, write_png, write_text
 from teachseg.metrics import ImageScores, image_scores, summarise
 from teachseg.models import ModelMeta
-from teachseg.precision import Precision, resolve
+from teachseg.precision import Precision
 
 PER_IMAGE_COLUMNS = ["id", "class", "dice", "jaccard", "precision", "recall", "gt_pixels", "pred_pixels"]
-
-
-def make_predictor(
-    model: nn.Module,
-    meta: ModelMeta,
-    tta: bool = False,
-    precision: str | Precision = Precision.AUTO,
-    channels_last: bool = True,
-) -> Predictor:
-    """The shared batched runner (mixed precision, channels_last, flip TTA) on the model's own device.
-
-    ``precision``: a :class:`~teachseg.precision.Precision` or any name it accepts, resolved for the model's
-    device by :func:`teachseg.precision.resolve`.
-    """
-    device = str(next(model.parameters()).device)
-    return Predictor(
-        model,
-        meta.mean,
-        meta.std,
-        device=device,
-        precision=resolve(precision, device),
-        tta=tta,
-        channels_last=channels_last,
-    )
-
-
-def native_probability(prob: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(h, w) probabilities at the model's input size -> (H, W) float32 on the CPU at the native ``size``.
-
-    Bilinear, ``align_corners=False``, clamped to [0, 1]; unchanged when the sizes already match.
-    """
-    p = prob.detach().float().cpu().reshape(1, 1, *prob.shape[-2:])
-    if tuple(p.shape[-2:]) != tuple(size):
-        p = F.interpolate(p, size=tuple(size), mode="bilinear", align_corners=False)
-    return p[0, 0].clamp(0.0, 1.0)
 
 
 def score_native(
@@ -86,48 +57,6 @@ def score_native(
     target = torch.as_tensor(mask).detach().cpu()
     native = native_probability(prob, (int(target.shape[-2]), int(target.shape[-1])))
     return native, image_scores(native, target, threshold)
-
-
-def predict_prob(
-    model: nn.Module,
-    images: Sequence[np.ndarray],
-    meta: ModelMeta,
-    tta: bool = False,
-    precision: str | Precision = Precision.AUTO,
-    predictor: Predictor | None = None,
-) -> list[np.ndarray]:
-    """Probability maps (float32, native size) for a batch of (H, W, 3) uint8 images.
-
-    Each image is resized to the model's square input exactly as in training; the probabilities are resized
-    back to the image's native size by :func:`native_probability`. ``tta`` averages flipped predictions.
-    Pass ``predictor`` (from :func:`make_predictor`) to reuse one across batches.
-    """
-    probs = predict_input_size(images, meta, predictor or make_predictor(model, meta, tta, precision))
-    return [native_probability(p, im.shape[:2]).numpy() for p, im in zip(probs, images, strict=True)]
-
-
-def predict_input_size(images: Sequence[np.ndarray], meta: ModelMeta, predictor: Predictor) -> torch.Tensor:
-    """(N, image_size, image_size) probabilities of (H, W, 3) uint8 images, preprocessed as in training."""
-    norm = Normalise(meta.mean, meta.std)
-    x = torch.stack([norm(resize(to_float_image(im), meta.image_size)) for im in images])
-    return torch.from_numpy(predictor.predict_normalised(x.numpy()))
-
-
-def batched(items: Sequence[Record], size: int) -> Iterator[Sequence[Record]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def safe_key(record_id: str) -> str:
-    """A file-system-safe, unique-enough name for an image id."""
-    import hashlib
-
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(record_id).with_suffix("").as_posix()).strip("_")[:80]
-    return f"{stem}-{hashlib.sha1(record_id.encode()).hexdigest()[:6]}"
-
-
-def to_uint8(prob: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
 
 
 def evaluate_records(

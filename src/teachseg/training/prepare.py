@@ -10,7 +10,7 @@ from pathlib import Path
 from teachseg.config import Config
 from teachseg.data.datasets import Record
 from teachseg.data.discover import discover
-from teachseg.data.grouping import tile_slides
+from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.records import Discovery
 from teachseg.data.split_record import Split
 from teachseg.data.splits import make_split
@@ -116,7 +116,7 @@ def prepare_data(
             test_fraction=d.test_fraction,
             label_fraction=d.label_fraction,
             group_regex=d.group_regex,
-            slides=tile_slides(discovery.samples),
+            slides=slides_from_manifests(discovery.samples),
             same_content=same_content(discovery) if d.duplicates != "off" else (),
             duplicates=d.duplicates,
         )

@@ -1,7 +1,7 @@
 import numpy as np
 
-from teachseg.inference.synthetic import SyntheticTissue
-from teachseg.inference.tissue import detect_tissue, otsu_threshold
+from teachseg.data.synth_slide import SyntheticTissue
+from teachseg.wsi.tissue import detect_tissue, otsu_threshold
 
 
 def test_otsu_splits_two_modes():

@@ -17,14 +17,14 @@ import shapely
 from shapely.affinity import scale as scale_geom
 from shapely.geometry import shape
 
+from teachseg.data.synth_slide import write_pyramid_rgb
 from teachseg.errors import DataError
+from teachseg.inference.options import ModelInfo, PredictOptions
 from teachseg.inference.predictor import Predictor
-from teachseg.inference.resolution import ResampledReader, plan_resolution
-from teachseg.inference.run import ModelInfo, PredictOptions, predict_paths
-from teachseg.inference.slides import ArrayReader, open_slide
-from teachseg.inference.synthetic import write_pyramid_rgb
-
-from .conftest import EchoRed
+from teachseg.inference.run import predict_paths
+from teachseg.wsi.readers import ArrayReader, open_slide
+from teachseg.wsi.resolution import ResampledReader, plan_resolution
+from tests.inference.conftest import EchoRed
 
 EXTENT_UM = 400.0
 MODEL_MPP = 0.5
@@ -95,7 +95,7 @@ def reference(tmp_path_factory) -> tuple[dict, object]:
     """The tumour found on the tissue scanned at exactly the model's resolution."""
     tmp = tmp_path_factory.mktemp("ref")
     path = _slide(tmp / "ref.tif", MODEL_MPP, factor=2)
-    (summary,) = predict_paths(*_echo(), [path], tmp / "out", _opts(), progress=False)
+    (summary,) = predict_paths(*_echo(), [path], tmp / "out", _opts())
     assert not summary["resampled"] and summary["level"] == 0
     tumour = _tumour(tmp / "out" / "ref.geojson", MODEL_MPP)
     truth = shapely.Point(150, 150).buffer(90, 256).union(shapely.box(230, 40, 350, 160))
@@ -112,7 +112,7 @@ def test_bracketing_pyramid_matches_the_model_resolution(tmp_path, reference, mp
         assert [round(r.level_mpp(i), 3) for i in range(len(r.levels))] == [
             round(mpp0 * f, 3) for f in (1, 4, 16)
         ]
-    (summary,) = predict_paths(*_echo(), [path], tmp_path / "out", _opts(), progress=False)
+    (summary,) = predict_paths(*_echo(), [path], tmp_path / "out", _opts())
     # the finest level is the only one at least as fine as 0.5 um/px; it is resized to the model's scale
     assert summary["level"] == 0 and summary["resampled"]
     assert summary["mpp_used"] == pytest.approx(MODEL_MPP) and summary["mpp_source"] == "slide metadata"
@@ -130,7 +130,7 @@ def test_bracketing_pyramid_matches_the_model_resolution(tmp_path, reference, mp
 def test_level_zero_as_is_sees_the_wrong_scale(tmp_path, reference):
     """What the resizing fixes: level 0 at 0.25 um/px read as it is resolves the stripes into tumour."""
     path = _slide(tmp_path / "scan.tif", 0.25)
-    (summary,) = predict_paths(*_echo(), [path], tmp_path / "out", _opts(level=0), progress=False)
+    (summary,) = predict_paths(*_echo(), [path], tmp_path / "out", _opts(level=0))
     assert not summary["resampled"] and summary["mpp_used"] == pytest.approx(0.25)
     assert summary["tumour_area_mm2"] > 1.5 * reference[0]["tumour_area_mm2"]
 
@@ -138,7 +138,7 @@ def test_level_zero_as_is_sees_the_wrong_scale(tmp_path, reference):
 def test_plan_resolution_choices():
     def reader(mpp0: float | None, downsamples: tuple[float, ...]):
         r = ArrayReader(np.zeros((64, 64, 3), np.uint8), Path("s.tif"), mpp0)
-        from teachseg.inference.slides import Level
+        from teachseg.wsi.readers import Level
 
         r.levels = [Level(i, int(64 / d), int(64 / d), d) for i, d in enumerate(downsamples)]
         return r
@@ -173,11 +173,11 @@ def test_resampled_reader_is_exact_on_flat_and_aligned_content():
 def test_unknown_resolution(tmp_path):
     path = _slide(tmp_path / "nompp.tif", 0.25, write_mpp=False)
     with pytest.raises(DataError, match="nompp.tif: the slide records no resolution.*--slide-mpp"):
-        predict_paths(*_echo(), [path], tmp_path / "a", _opts(), progress=False)
-    (s,) = predict_paths(*_echo(), [path], tmp_path / "b", _opts(slide_mpp=0.25), progress=False)
+        predict_paths(*_echo(), [path], tmp_path / "a", _opts())
+    (s,) = predict_paths(*_echo(), [path], tmp_path / "b", _opts(slide_mpp=0.25))
     assert s["mpp_source"] == "--slide-mpp" and s["mpp"] == 0.25 and s["mpp_used"] == pytest.approx(0.5)
     assert s["resampled"] and s["tumour_area_mm2"] > 0
-    (s,) = predict_paths(*_echo(), [path], tmp_path / "c", _opts(ignore_mpp=True), progress=False)
+    (s,) = predict_paths(*_echo(), [path], tmp_path / "c", _opts(ignore_mpp=True))
     assert s["mpp_source"] == "ignored" and s["mpp_used"] is None and s["level"] == 0 and not s["resampled"]
 
 
@@ -185,9 +185,7 @@ def test_model_without_mpp_predicts_level_zero_and_says_so_once(tmp_path):
     a = _slide(tmp_path / "a.tif", 0.25)
     b = _slide(tmp_path / "b.tif", 0.25, write_mpp=False)
     said: list[str] = []
-    summaries = predict_paths(
-        *_echo(None), [a, b], tmp_path / "out", _opts(), progress=False, log=said.append
-    )
+    summaries = predict_paths(*_echo(None), [a, b], tmp_path / "out", _opts(), log=said.append)
     assert [s["mpp_source"] for s in summaries] == ["model has none", "model has none"]
     assert [s["level"] for s in summaries] == [0, 0] and not any(s["resampled"] for s in summaries)
     assert [s["mpp_used"] for s in summaries] == [0.25, None]
@@ -209,6 +207,6 @@ def test_aperio_jpeg2000(tmp_path, reference, suffix):
         assert r.backend == ("openslide" if suffix == ".svs" else "tiffslide")
         assert r.mpp == pytest.approx(0.25) and len(r.levels) == 3
         assert np.array_equal(r.read(0, 500, 100, 64, 64), _render(0.25)(1, 100, 500, 64, 64))
-    (summary,) = predict_paths(*_echo(), [path], tmp_path / "out", _opts(), progress=False)
+    (summary,) = predict_paths(*_echo(), [path], tmp_path / "out", _opts())
     assert summary["reader"] == r.backend and summary["resampled"]
     assert _dice(_tumour(tmp_path / "out" / "j2k.geojson", 0.25), reference[1]) >= 0.95

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from teachseg.inference.tiling import Tile, axis_starts, gaussian_weight, tile_grid, tiles_touching
+from teachseg.wsi.tiling import Tile, axis_starts, gaussian_weight, tile_grid, tiles_touching
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from teachseg.errors import DataError
-from teachseg.inference.slides import Level, SlideReader, choose_level
+from teachseg.wsi.readers import Level, SlideReader, choose_level
 
 #: A level within 2% of the target resolution is read as it is (scanners round their um/px).
 MPP_TOLERANCE = 0.02

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 from shapely.geometry import GeometryCollection, LineString, MultiPolygon, Polygon, box
 
-from teachseg.inference.polygons import (
+from teachseg.wsi.polygons import (
     filter_mask,
     mask_polygons,
     polygonal_parts,
@@ -165,7 +165,7 @@ def test_polygonal_parts_flattens_repaired_geometries():
     parts = list(polygonal_parts(nested))
     assert sorted(p.area for p in parts) == [1.0, 1.0, 4.0]
     bowtie = Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])  # self-intersecting: make_valid gives a MultiPolygon
-    from teachseg.inference.polygons import valid_parts
+    from teachseg.wsi.polygons import valid_parts
 
     repaired = valid_parts(bowtie)
     assert len(repaired) == 2 and sum(p.area for p in repaired) == pytest.approx(2.0)

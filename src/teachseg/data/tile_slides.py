@@ -1,4 +1,4 @@
-"""The ``tile`` command: cut tissue tiles from a slide into the ``images/`` + ``masks/`` layout.
+"""``teachseg data tile``: cut tissue tiles from a slide into the ``images/`` + ``masks/`` layout.
 
 Tiles that meet an annotation (QuPath GeoJSON, level-0 pixel coordinates, holes kept) go to ``images/``
 with their rasterised mask in ``masks/`` (0/255 PNG, same name); tiles that meet none go to ``unlabelled/``
@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from teachseg.errors import DataError
-from teachseg.inference.polygons import rasterise_polygons, valid_parts
-from teachseg.inference.slides import choose_level, open_slide
-from teachseg.inference.tiling import Tile, tiles_touching
-from teachseg.inference.tissue import detect_tissue
 from teachseg.io import ensure_writable_dir, write_json, write_png
+from teachseg.wsi.polygons import rasterise_polygons, valid_parts
+from teachseg.wsi.readers import choose_level, open_slide
+from teachseg.wsi.tiling import Tile, tiles_touching
+from teachseg.wsi.tissue import detect_tissue
 
 
 @dataclass
@@ -90,7 +90,7 @@ def rasterise(polygons: list[Any], x0: float, y0: float, size: int, scale: float
     """A (size, size) uint8 0/255 mask of ``polygons`` (level-0 coordinates) over the tile at level-0 (x0, y0).
 
     ``scale`` is level-0 pixels per tile pixel. A tile pixel is tumour when its centre lies inside a polygon;
-    holes are cut out of their own polygon only (see :func:`teachseg.inference.polygons.rasterise_polygons`).
+    holes are cut out of their own polygon only (see :func:`teachseg.wsi.polygons.rasterise_polygons`).
     """
     return rasterise_polygons(polygons, (size, size), x0, y0, scale) * np.uint8(255)
 

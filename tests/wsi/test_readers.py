@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from teachseg.data.synth_slide import write_pyramid_rgb
 from teachseg.errors import DataError
-from teachseg.inference.slides import ArrayReader, TiffSlideReader, choose_level, open_slide
-from teachseg.inference.synthetic import write_pyramid_rgb
+from teachseg.wsi.readers import ArrayReader, TiffSlideReader, choose_level, open_slide
 
 
 def test_pyramidal_tiff_through_openslide(slide_path):

@@ -1,0 +1,105 @@
+"""Which inputs a ``predict`` run reads, what it names their outputs, and what a killed run left behind.
+
+Input discovery (folders expanded into slides and images, teachseg's own outputs skipped), one distinct
+output name per input, the completeness test used by ``--resume``, and the removal of leftovers (hidden
+work folders, temporary outputs, ONNX export folders).
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+from pathlib import Path
+
+from teachseg.errors import DataError
+from teachseg.io import read_json
+from teachseg.wsi.readers import SUPPORTED_SUFFIXES
+
+#: The endings of the per-input image outputs (never read back as inputs).
+OUTPUT_ENDINGS = ("_prob.tif", "_prob.png", "_mask.png", "_overlay.png")
+
+
+def discover_inputs(paths: list[Path], out_dir: Path | None = None) -> list[Path]:
+    """Expand folders into the slides and images they hold (sorted), skipping teachseg's own outputs."""
+    found: list[Path] = []
+    out_resolved = out_dir.resolve() if out_dir is not None else None
+    for p in paths:
+        if not p.exists():
+            raise DataError("input not found", path=p, fix="check the path")
+        if p.is_file():
+            found.append(p)
+            continue
+        before = len(found)
+        for f in sorted(p.rglob("*")):
+            if not f.is_file() or f.name.startswith(".") or f.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if f.name.endswith(OUTPUT_ENDINGS):
+                continue
+            if out_resolved is not None and out_resolved in f.resolve().parents:
+                continue
+            found.append(f)
+        if len(found) == before and len(paths) > 1:
+            raise DataError(
+                "the folder holds no slide or image",
+                path=p,
+                fix=f"give a folder holding {', '.join(SUPPORTED_SUFFIXES)}, or leave it out",
+            )
+    if not found:
+        raise DataError(
+            "no slides or images found",
+            path=paths[0] if len(paths) == 1 else None,
+            fix=f"give files or folders holding {', '.join(SUPPORTED_SUFFIXES)}",
+        )
+    return found
+
+
+def output_names(inputs: list[Path]) -> list[str]:
+    """A distinct output name per input (the file stem; ``_2``, ``_3`` ... on clashes)."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in inputs:
+        stem = p.name[: -len(".ome.tif")] if p.name.lower().endswith(".ome.tif") else p.stem
+        n = seen.get(stem, 0) + 1
+        seen[stem] = n
+        names.append(stem if n == 1 else f"{stem}_{n}")
+    return names
+
+
+def is_complete(out_dir: Path, name: str) -> bool:
+    """True when ``NAME_summary.json`` (written last) exists and every output it lists is present."""
+    summary = out_dir / f"{name}_summary.json"
+    if not summary.is_file():
+        return False
+    try:
+        outputs = read_json(summary).get("outputs", {})
+    except (OSError, ValueError):
+        return False
+    return all((out_dir / f).is_file() for f in outputs.values())
+
+
+def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
+    """Remove what a killed run left for ``name`` in ``out_dir``; returns the paths removed.
+
+    That is the hidden ``.NAME.work.*`` folder (tiles blended so far, on disk without a record of which
+    tiles they were, so it is not reusable) and the hidden temporary files of outputs being renamed into
+    place (``.NAME_prob.XXXXXXXX.tmp.tif`` ...).
+    """
+    stems = [name] + [f"{name}{ending.rsplit('.', 1)[0]}" for ending in (*OUTPUT_ENDINGS, "_summary.json")]
+    patterns = [f".{glob.escape(name)}.work.*"] + [f".{glob.escape(s)}.{'?' * 8}.tmp*" for s in stems]
+    return _remove_all(sorted({p for pattern in patterns for p in out_dir.glob(pattern)}))
+
+
+def remove_stale_exports(out_dir: Path) -> list[Path]:
+    """Remove the hidden ONNX export folders and write probes (``.teachseg-export.*``, ``.teachseg-probe*``)
+    a killed ``predict`` left behind."""
+    return _remove_all(sorted([*out_dir.glob(".teachseg-export.*"), *out_dir.glob(".teachseg-probe*")]))
+
+
+def _remove_all(paths: list[Path]) -> list[Path]:
+    """Delete files and folders (whatever is already gone is ignored); returns ``paths``."""
+    for p in paths:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return paths
