@@ -157,11 +157,15 @@ def test_killed_online_run_resumes_to_the_uninterrupted_result(synth_data, tmp_p
     killed = tmp_path / "runs" / "killed"
     log = open(tmp_path / "killed.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [*teachseg_cmd(), "selftrain", str(path), "--set", "name=killed"], stdout=log, stderr=subprocess.STDOUT
+        [*teachseg_cmd(), "selftrain", str(path), "--set", "name=killed"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 300
     try:
-        while not (_epochs_written(killed) >= 1 and (killed / "gen0" / "checkpoints" / "last.ckpt").is_file()):
+        while not (
+            _epochs_written(killed) >= 1 and (killed / "gen0" / "checkpoints" / "last.ckpt").is_file()
+        ):
             assert proc.poll() is None, (tmp_path / "killed.log").read_text()
             assert time.monotonic() < deadline, "no epoch finished within 5 minutes"
             time.sleep(0.05)

@@ -69,7 +69,15 @@ def run_method(
             f"{len(unlabelled)} unlabelled images"
         )
         summary = train_online(
-            cfg, run_dir / "gen0", data.train, unlabelled, data.val, data.test, spec, resume=resume, console=console
+            cfg,
+            run_dir / "gen0",
+            data.train,
+            unlabelled,
+            data.val,
+            data.test,
+            spec,
+            resume=resume,
+            console=console,
         )
     else:
         from teachseg.training.fit import train_model
@@ -95,7 +103,9 @@ def run_method(
         stats = online_statistics(run_dir / "gen0", trained, withheld, cfg)
     lineage = Lineage(
         generations=[
-            GenerationEntry.of(0, method, trained, "gen0", pseudo=stats, decision=f"{method}: one training run")
+            GenerationEntry.of(
+                0, method, trained, "gen0", pseudo=stats, decision=f"{method}: one training run"
+            )
         ],
         final_generation=0,
         skipped_bad=bad,
@@ -125,7 +135,9 @@ def modality_of(records: Sequence[Record], modality: str) -> str:
         return modality
     for rec in list(records)[:8]:
         image = read_image(rec.image)
-        if not (np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])):
+        if not (
+            np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
+        ):
             return "he"
     return "ultrasound"
 

@@ -81,7 +81,10 @@ def collect(entries: list[ExperimentEntry], warn: Warnings) -> dict[tuple[str, f
             if split != "test":
                 cell.split = split
         if test is None:
-            warn.add(model.path, f"no test Dice: {e.method} at label fraction {frac:g} is left out of the test columns")
+            warn.add(
+                model.path,
+                f"no test Dice: {e.method} at label fraction {frac:g} is left out of the test columns",
+            )
     return cells
 
 
@@ -173,7 +176,15 @@ def _paired_table(cells: dict[tuple[str, float], Cell], fractions: list[float]) 
                 per_seed.append({i: scores[i] - base[i] for i in scores if i in base})
         p = paired_test(mean_per_image(per_seed))
         table.rows.append(
-            [f"{frac:g}", best, p.n, p.mean_diff, Interval(p.ci_low, p.ci_high), fmt_p(p.p_value, p.note), f"{p.wins} / {p.losses}"]
+            [
+                f"{frac:g}",
+                best,
+                p.n,
+                p.mean_diff,
+                Interval(p.ci_low, p.ci_high),
+                fmt_p(p.p_value, p.note),
+                f"{p.wins} / {p.losses}",
+            ]
         )
     return table
 

@@ -1,0 +1,85 @@
+"""The Methods section from fake runs: the table holds every method and fraction, the winner is chosen on
+validation, gap closed and the paired statistics are computed from the runs' numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from teachseg.reports.document import Figure
+from teachseg.reports.readers import Warnings
+from teachseg.reports.runs import ExperimentEntry, SelfTrainRun, TrainRun
+from teachseg.reports.sections.methods import best_on_validation, collect, methods_section
+from teachseg.reports.tables.model import PlusMinus
+
+IMAGES = [f"img{i}" for i in range(6)]
+# (method, fraction) -> test Dice per seed, and validation Dice (the same for every seed)
+TEST = {
+    ("supervised", 0.25): {21: 0.50, 42: 0.52},
+    ("fixmatch", 0.25): {21: 0.60, 42: 0.64},
+    ("mean_teacher", 0.25): {21: 0.70, 42: 0.70},  # best on test, but not on validation
+    ("supervised", 1.0): {21: 0.80, 42: 0.82},
+}
+VAL = {
+    ("supervised", 0.25): 0.5,
+    ("fixmatch", 0.25): 0.66,
+    ("mean_teacher", 0.25): 0.61,
+    ("supervised", 1.0): 0.8,
+}
+
+
+def _entry(method: str, frac: float, seed: int) -> ExperimentEntry:
+    dice = TEST[(method, frac)][seed]
+    rows = [{"id": i, "dice": dice + (0.01 if n % 2 else -0.01)} for n, i in enumerate(IMAGES)]
+    gen0 = TrainRun(
+        path=Path(f"/x/{method}_{frac}_{seed}/gen0"),
+        summary={"test_dice": dice, "val_dice": VAL[(method, frac)]},
+        per_image={"test": rows},
+    )
+    run = SelfTrainRun(
+        path=Path(f"/x/{method}_{frac}_{seed}"), generations={0: gen0}, summary={"final_generation": 0}
+    )
+    return ExperimentEntry(
+        "linknet", None, seed, run.path.name, "done", run, method=method, label_fraction=frac
+    )
+
+
+@pytest.fixture
+def entries() -> list[ExperimentEntry]:
+    return [_entry(m, f, s) for (m, f) in TEST for s in (21, 42)]
+
+
+def test_method_is_chosen_on_validation_not_test(entries):
+    cells = collect(entries, Warnings())
+    assert best_on_validation(cells, 0.25) == "fixmatch"
+
+
+def test_methods_table_covers_every_run(entries):
+    sec = methods_section(entries, Warnings())
+    table, paired, figure = sec.blocks
+    assert isinstance(figure, Figure) and figure.png.startswith(b"\x89PNG")
+    rows = {(r[0], r[1]): r for r in table.rows}
+    assert set(rows) == {
+        ("0.25", "supervised"),
+        ("0.25", "fixmatch"),
+        ("0.25", "mean_teacher"),
+        ("1", "supervised (ceiling)"),
+    }
+    fm = rows[("0.25", "fixmatch")]
+    assert fm[2] == 2 and isinstance(fm[3], PlusMinus) and fm[3].mean == pytest.approx(0.62)
+    assert fm[5] == pytest.approx(0.66) and fm[7] == "yes"
+    # gap closed per seed: (0.60-0.50)/(0.81-0.50), (0.64-0.52)/(0.81-0.52); ceiling = mean over seeds
+    expected = ((0.10 / 0.31) + (0.12 / 0.29)) / 2
+    assert fm[6] == pytest.approx(expected)
+    assert rows[("0.25", "mean_teacher")][7] == ""
+    (row,) = paired.rows
+    assert row[0] == "0.25" and row[1] == "fixmatch" and row[2] == len(IMAGES)
+    assert row[3] == pytest.approx(0.11)  # each image: fixmatch - supervised averaged over the two seeds
+    assert row[6] == f"{len(IMAGES)} / 0"
+
+
+def test_runs_without_a_method_give_no_methods_rows():
+    plain = _entry("supervised", 0.25, 21)
+    plain.method = None
+    assert methods_section([plain], Warnings()).blocks == []
