@@ -152,3 +152,22 @@ def test_names_written_by_earlier_configs_still_load_as_written(tmp_path: Path) 
     assert (cfg.model.arch, cfg.model.encoder) == ("fpn", "resnet18")
     for name in ("32-true", "16-mixed", "32", "fp32", "auto"):
         assert build_config({"train": {"precision": name}}).train.precision == name
+
+
+def test_semi_supervised_settings_are_checked_when_the_config_loads() -> None:
+    from teachseg.config import build_config
+    from teachseg.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        build_config({"selftrain": {"method": "unimatch"}}, "test")
+    text = str(err.value)
+    assert all(m in text for m in ("teacher_student", "mean_teacher", "fixmatch", "supervised"))
+    for bad in (0.5, 1.0, 0.3):
+        with pytest.raises(ConfigError, match=r"\(0.5, 1\)"):
+            build_config({"selftrain": {"online": {"confidence": bad}}}, "test")
+    with pytest.raises(ConfigError, match=r"label fractions must be in \(0, 1\]"):
+        build_config({"experiment": {"label_fractions": [0.25, 1.5]}}, "test")
+    cfg = build_config(
+        {"experiment": {"methods": ["fixmatch", "supervised"], "label_fractions": [1, 0.25]}}, "t"
+    )
+    assert cfg.experiment.label_fractions == [0.25, 1.0]

@@ -11,7 +11,10 @@ from teachseg.config import load_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["busi.yaml", "paper.yaml", "busi-quick.yaml", "demo.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    ["busi.yaml", "paper.yaml", "busi-quick.yaml", "demo.yaml", "ssl-busi.yaml", "ssl-busi-quick.yaml"],
+)
 def test_config_loads(name: str) -> None:
     cfg = load_config(CONFIGS / name)
     assert cfg.model.encoder == "resnet34"
@@ -26,3 +29,17 @@ def test_paper_is_the_study_protocol() -> None:
     assert cfg.data.val_fraction == 0.05
     assert cfg.model.encoder_weights == "imagenet"
     assert cfg.loss.bce_weight == cfg.loss.dice_weight == 1.0
+
+
+def test_ssl_busi_compares_every_method_on_one_grid() -> None:
+    from teachseg.selftrain.experiment import plan
+
+    cfg = load_config(CONFIGS / "ssl-busi.yaml")
+    assert cfg.experiment.methods == ["supervised", "teacher_student", "mean_teacher", "fixmatch"]
+    assert cfg.experiment.label_fractions == [0.125, 0.25, 0.5, 1.0]
+    assert cfg.experiment.seeds == [21, 42, 84] and cfg.data.image_size == 128
+    runs = plan(cfg, has_own_unlabelled=False)
+    # 4 methods at 3 fractions, plus the supervised ceiling at 1, for each seed
+    assert len(runs) == (4 * 3 + 1) * 3
+    quick = load_config(CONFIGS / "ssl-busi-quick.yaml")
+    assert quick.experiment.seeds == [21] and quick.experiment.label_fractions == [0.25, 1.0]
