@@ -1,0 +1,303 @@
+"""Which way of using unlabelled images works best on BUSI? The study's loop, Mean Teacher and FixMatch against
+supervised training, on one protocol.
+
+Protocol, per seed: a seeded, stratified test split (20%) and validation split (10%); masks kept for a share
+of the remaining training images (1/8, 1/4; nested: the images labelled at 1/8 are labelled at 1/4 too), the
+rest unlabelled; LinkNet-ResNet34 without pretrained weights, 128 px, the same epochs for every method.
+Methods (``selftrain.method``): ``supervised`` (labelled images only), ``teacher_student`` (the study's loop:
+one Teacher, soft pseudo-labels, Students while they beat it), ``mean_teacher`` and ``fixmatch``; and the
+fully supervised ceiling (``supervised`` with every mask). Everything runs through ``teachseg experiment``'s
+grid (same split, augmentation, loss, metric and checkpoint selection for all); the numbers are read back with
+the report's own code (:mod:`teachseg.reports.sections.methods`).
+
+Choices on validation only: with ``--sweep``, each online method's setting (FixMatch's confidence threshold,
+Mean Teacher's EMA decay) is chosen per label fraction on mean validation Dice over seeds; the best method is
+then chosen the same way. Test Dice is read after both choices.
+
+Statistics: the unit is the test image. Best-method-minus-supervised differences are averaged over seeds per
+image, then a 95% percentile bootstrap over images; gap closed is (method - supervised) / (ceiling -
+supervised) per seed, averaged over seeds.
+
+    python benchmarks/bench_ssl_busi.py --quick     # seed 21, 1/4 labels, 30 epochs
+    python benchmarks/bench_ssl_busi.py             # seeds 21, 42, 84; 1/8 and 1/4 labels; 30 epochs
+    python benchmarks/bench_ssl_busi.py --smoke     # 32 images, 64 px, 2 epochs: checks the script runs
+
+Prints the table, then ``ssl_best_gain_at_quarter: X.XXX [lo, hi]`` and, last,
+``ssl_gap_closed_at_quarter: X.XX``. Finished runs in ``bench-output/ssl-busi/`` are reused when their config
+is unchanged (``teachseg experiment``'s rule), so an interrupted benchmark continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import BUSI, OUTPUT, fail, set_threads  # noqa: E402
+from benchmarks.bench_selftrain_busi import SMOKE_PER_CLASS, merge, smoke_subset  # noqa: E402
+
+METHODS = ["supervised", "teacher_student", "mean_teacher", "fixmatch"]
+#: ``--sweep``: candidate settings of each online method (overrides of ``selftrain.online``).
+SWEEP: dict[str, dict[str, dict[str, Any]]] = {
+    "fixmatch": {
+        "conf0.95": {"confidence": 0.95},
+        "conf0.9": {"confidence": 0.9},
+        "conf0.8": {"confidence": 0.8},
+    },
+    "mean_teacher": {"ema0.99": {"ema_decay": 0.99}, "ema0.999": {"ema_decay": 0.999}},
+}
+BOOTSTRAP = 10_000
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="one seed (21), label fraction 1/4")
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"one seed, {sum(SMOKE_PER_CLASS.values())} BUSI images, 64 px, 2 epochs: checks the script "
+        "end to end; figures are meaningless",
+    )
+    ap.add_argument("--data", type=Path, default=BUSI)
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="(default 21 42 84; --quick: 21)")
+    ap.add_argument(
+        "--fractions", type=float, nargs="+", default=None, help="(default 0.125 0.25; --quick: 0.25)"
+    )
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    ap.add_argument("--epochs", type=int, default=None, help="(default 30; --smoke: 2)")
+    ap.add_argument("--image-size", type=int, default=None, help="(default 128; --smoke: 64)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--sweep", action="store_true", help="choose each online method's setting on validation")
+    ap.add_argument("--out", type=Path, default=OUTPUT / "ssl-busi")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    return ap.parse_args(argv)
+
+
+def base_config(args: argparse.Namespace, data_root: Path, size: int, epochs: int) -> dict[str, Any]:
+    return {
+        "output_dir": str(args.out),
+        "data": {
+            "root": str(data_root),
+            "image_size": size,
+            "val_fraction": 0.1,
+            "test_fraction": 0.2,
+            "batch_size": args.batch_size,
+            "num_workers": 0,
+        },
+        "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
+        "train": {"epochs": epochs, "progress_bar": False},
+        "selftrain": {"max_generations": 2, "patience": 1},
+    }
+
+
+def run_grid(
+    name: str,
+    base: dict[str, Any],
+    methods: list[str],
+    fractions: list[float],
+    seeds: list[int],
+    online: dict[str, Any] | None = None,
+) -> Path:
+    """One ``teachseg experiment`` (reusing finished runs); returns its folder."""
+    from teachseg.config import build_config
+    from teachseg.selftrain.experiment import run_experiment
+
+    raw = merge(
+        base,
+        {
+            "name": name,
+            "experiment": {
+                "archs": ["linknet"],
+                "seeds": seeds,
+                "methods": methods,
+                "label_fractions": fractions,
+            },
+        },
+    )
+    if online:
+        raw = merge(raw, {"selftrain": {"online": online}})
+    cfg = build_config(raw, "bench")
+    started = time.perf_counter()
+    print(
+        f"[{name}] {len(methods)} method(s) x {len(fractions)} fraction(s) x {len(seeds)} seed(s)", flush=True
+    )
+    run_experiment(cfg, overwrite=True)
+    print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
+    return cfg.run_dir
+
+
+def cells_of(exp_dir: Path, label: str | None = None) -> dict[tuple[str, float], Any]:
+    from teachseg.reports.readers import Warnings
+    from teachseg.reports.runs import load_experiment
+    from teachseg.reports.sections.methods import collect
+
+    warn = Warnings()
+    exp = load_experiment(exp_dir, warn)
+    for message in warn:
+        print(f"  warning: {message}", flush=True)
+    cells = collect([e for e in exp.entries if e.run is not None], warn)
+    if label:
+        for c in cells.values():
+            c.method = f"{c.method}[{label}]"
+        cells = {(c.method, f): c for (_, f), c in cells.items()}
+    return cells
+
+
+def mean(values: Any) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def paired_over_images(a: Any, b: Any) -> tuple[float, float, float, int]:
+    """Mean per-image difference a - b (each image averaged over seeds) and its 95% bootstrap interval."""
+    per_image: dict[str, list[float]] = {}
+    for seed, scores in a.per_image.items():
+        base = b.per_image.get(seed, {})
+        for i, v in scores.items():
+            if i in base and not (math.isnan(v) or math.isnan(base[i])):
+                per_image.setdefault(i, []).append(v - base[i])
+    d = np.array([np.mean(v) for v in per_image.values()])
+    if len(d) == 0:
+        return math.nan, math.nan, math.nan, 0
+    rng = np.random.default_rng(0)
+    boot = d[rng.integers(0, len(d), size=(BOOTSTRAP, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi), len(d)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.data.is_dir():
+        fail(f"BUSI not found at {args.data}; pass --data DIR")
+    set_threads(args.threads)
+    short = args.quick or args.smoke
+    seeds = args.seeds or ([21] if short else [21, 42, 84])
+    fractions = sorted(set(args.fractions or ([0.25] if short else [0.125, 0.25])))
+    epochs = args.epochs or (2 if args.smoke else 30)
+    size = args.image_size or (64 if args.smoke else 128)
+    data_root = smoke_subset(args.data, args.out / "busi-smoke") if args.smoke else args.data
+    base = base_config(args, data_root, size, epochs)
+    print(
+        f"settings: data {data_root}, image_size {size}, epochs {epochs}, seeds {seeds}, label fractions "
+        f"{fractions}, val 0.1, test 0.2, LinkNet-ResNet34 from scratch, methods {args.methods}, "
+        f"sweep {args.sweep}",
+        flush=True,
+    )
+    plain = [m for m in args.methods if not (args.sweep and m in SWEEP)]
+    grid_methods = sorted(set(plain) | {"supervised"}, key=METHODS.index)
+    main_dir = run_grid("ssl", base, grid_methods, [*fractions, 1.0], seeds)
+    cells = cells_of(main_dir)
+    # at 1.0 only the ceiling is wanted; other methods there are not part of this comparison
+    cells = {k: c for k, c in cells.items() if k[1] < 1.0 or k[0] == "supervised"}
+    candidates: dict[str, list[str]] = {}
+    if args.sweep:
+        for method in [m for m in args.methods if m in SWEEP]:
+            for label, online in SWEEP[method].items():
+                exp = run_grid(f"ssl-{method}-{label}", base, [method], fractions, seeds, online)
+                for key, c in cells_of(exp, label).items():
+                    cells[key] = c
+                    candidates.setdefault(method, []).append(key[0])
+
+    # settings chosen on validation, per label fraction
+    chosen: dict[tuple[str, float], Any] = {}
+    for frac in fractions:
+        for method in args.methods:
+            options = [
+                c
+                for (m, f), c in cells.items()
+                if f == frac and (m == method or m in candidates.get(method, []))
+            ]
+            options = [c for c in options if c.val]
+            if not options:
+                continue
+            best = max(options, key=lambda c: mean(c.val.values()))
+            if len(options) > 1:
+                tried = ", ".join(f"{c.method} val {mean(c.val.values()):.4f}" for c in options)
+                print(f"  {method} at {frac:g}: chose {best.method} on validation ({tried})", flush=True)
+            chosen[(method, frac)] = best
+    ceiling = cells.get(("supervised", 1.0))
+    ceiling_test = mean(ceiling.test.values()) if ceiling else math.nan
+    if ceiling is not None:
+        ceiling_best = _best_epochs(main_dir, "supervised_l1_")
+        if ceiling_best and max(ceiling_best) > 0.8 * epochs:
+            print(
+                f"  note: the ceiling's best epoch ({max(ceiling_best)} of {epochs}) is late: it may still be "
+                "rising; raise --epochs",
+                flush=True,
+            )
+
+    print("\nlabel fraction | method | seeds | test Dice (mean ± SD) | val Dice | gap closed")
+    for frac in fractions:
+        sup = chosen.get(("supervised", frac))
+        for method in args.methods:
+            c = chosen.get((method, frac))
+            if c is None:
+                continue
+            tests = list(c.test.values())
+            sd = float(np.std(tests, ddof=1)) if len(tests) > 1 else math.nan
+            gap = _gap_closed(c, sup, ceiling_test) if method != "supervised" else math.nan
+            print(
+                f"{frac:g} | {c.method} | {len(tests)} | {mean(tests):.4f} ± {sd:.4f} | "
+                f"{mean(c.val.values()):.4f} | {gap:.2f}",
+                flush=True,
+            )
+    if ceiling is not None:
+        print(
+            f"1 | supervised (ceiling) | {len(ceiling.test)} | {ceiling_test:.4f} | "
+            f"{mean(ceiling.val.values()):.4f} | -",
+            flush=True,
+        )
+
+    quarter = 0.25 if 0.25 in fractions else fractions[-1]
+    ssl = [m for m in args.methods if m != "supervised" and (m, quarter) in chosen]
+    sup = chosen.get(("supervised", quarter))
+    if not ssl or sup is None:
+        fail("no semi-supervised method or no supervised baseline finished at the quarter label fraction")
+    best_method = max(ssl, key=lambda m: mean(chosen[(m, quarter)].val.values()))
+    best = chosen[(best_method, quarter)]
+    print(
+        f"\nchosen on validation at {quarter:g}: {best.method} "
+        f"(val {mean(best.val.values()):.4f}; supervised val {mean(sup.val.values()):.4f})"
+    )
+    gain, lo, hi, n = paired_over_images(best, sup)
+    print(f"paired over {n} test images (each averaged over {len(seeds)} seed(s))")
+    gap = _gap_closed(best, sup, ceiling_test)
+    print(f"ssl_best_gain_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}]")
+    print(f"ssl_gap_closed_at_quarter: {gap:.2f}")
+    return 0
+
+
+def _gap_closed(c: Any, sup: Any, ceiling: float) -> float:
+    if sup is None or math.isnan(ceiling):
+        return math.nan
+    shares = [
+        (c.test[s] - sup.test[s]) / (ceiling - sup.test[s])
+        for s in c.test
+        if s in sup.test and ceiling - sup.test[s] > 1e-9
+    ]
+    return float(np.mean(shares)) if shares else math.nan
+
+
+def _best_epochs(exp_dir: Path, prefix: str) -> list[int]:
+    import json
+
+    out = []
+    for d in sorted(exp_dir.glob(f"{prefix}*")):
+        path = d / "gen0" / "summary.json"
+        if path.is_file():
+            best = json.loads(path.read_text()).get("best_epoch")
+            if isinstance(best, int):
+                out.append(best)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
