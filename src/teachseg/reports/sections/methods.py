@@ -67,7 +67,7 @@ def collect(entries: list[ExperimentEntry], warn: Warnings) -> dict[tuple[str, f
         model = final_model(e)
         if model is None:
             continue
-        frac = e.label_fraction if e.label_fraction is not None else 1.0
+        frac = e.label_fraction if e.label_fraction is not None else _config_fraction(e)
         cell = cells.setdefault((e.method, frac), Cell(e.method, frac))
         seed = e.seed if e.seed is not None else i
         test, val = _number(model.get("test_dice")), _number(model.get("val_dice"))
@@ -86,6 +86,13 @@ def collect(entries: list[ExperimentEntry], warn: Warnings) -> dict[tuple[str, f
                 f"no test Dice: {e.method} at label fraction {frac:g} is left out of the test columns",
             )
     return cells
+
+
+def _config_fraction(entry: ExperimentEntry) -> float:
+    """The run's ``data.label_fraction`` (from its config.yaml), when the grid did not vary it."""
+    config = entry.run.config if entry.run is not None else None
+    value = ((config or {}).get("data") or {}).get("label_fraction", 1.0)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1.0
 
 
 def _methods(cells: dict[tuple[str, float], Cell]) -> list[str]:
