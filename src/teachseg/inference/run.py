@@ -34,7 +34,7 @@ from teachseg.inference.resolution import (
 from teachseg.inference.slides import SUPPORTED_SUFFIXES, ArrayReader, SlideReader, open_slide
 from teachseg.inference.tiling import Tile, gaussian_weight, tile_grid, tiles_touching
 from teachseg.inference.tissue import detect_tissue
-from teachseg.io import read_json, write_json, write_png
+from teachseg.io import disk_full_error, is_disk_full, read_json, write_json, write_png
 
 #: Single-level images no larger than this (either side) get ordinary PNG outputs.
 ORDINARY_MAX_SIDE = 4096
@@ -192,10 +192,13 @@ def predict_input(
             reader.mpp = opts.slide_mpp
         w, h = reader.dimensions
         ordinary = not reader.is_slide_format and len(reader.levels) == 1 and max(w, h) <= ORDINARY_MAX_SIDE
-        if ordinary:
-            summary = _predict_ordinary(reader, name, predictor, model, out_dir, opts, on_batch, on_start)
-        else:
-            summary = _predict_slide(reader, name, predictor, model, out_dir, opts, on_batch, on_start)
+        predict = _predict_ordinary if ordinary else _predict_slide
+        try:
+            summary = predict(reader, name, predictor, model, out_dir, opts, on_batch, on_start)
+        except OSError as exc:  # the blended raster in the hidden work folder found the disk full
+            if is_disk_full(exc):
+                raise disk_full_error(out_dir, f"predicting {name} into this folder") from exc
+            raise
     summary["seconds"] = round(time.perf_counter() - start, 3)
     write_json(out_dir / f"{name}_summary.json", summary)
     return summary

@@ -19,7 +19,7 @@ from teachseg.inference.polygons import rasterise_polygons, valid_parts
 from teachseg.inference.slides import choose_level, open_slide
 from teachseg.inference.tiling import Tile, tiles_touching
 from teachseg.inference.tissue import detect_tissue
-from teachseg.io import ensure_writable_dir, write_json, write_png
+from teachseg.io import ensure_writable_dir, remove_stale_temporaries, write_json, write_png
 
 
 @dataclass
@@ -108,6 +108,10 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
     from shapely.geometry import box
 
     ensure_writable_dir(out_dir)
+    for folder in (out_dir, out_dir / "images", out_dir / "masks", out_dir / "unlabelled"):
+        remove_stale_temporaries(
+            folder
+        )  # a killed earlier run's half-written tiles, never renamed into place
     positive: list[Any] = []
     labelled_negative: list[Any] = []
     if annotations is not None:

@@ -11,6 +11,7 @@ The layout of the written folder::
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import re
@@ -651,10 +652,11 @@ def write_report(rep: Report, out: Path) -> Path:
     _check_out(out)
     ensure_writable_dir(out.parent)
     stage = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if stage.exists():
-        import shutil
+    import shutil
 
-        shutil.rmtree(stage)
+    # this run's stage, and those of killed earlier runs (another PID), never swapped into place
+    for old in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
+        shutil.rmtree(old, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
         md, tex = [], []

@@ -29,7 +29,7 @@ from teachseg.config import Config
 from teachseg.data.datasets import EvalDataset, Record, SegmentationDataset
 from teachseg.data.transforms import JointTransform, Normalise
 from teachseg.errors import ModelError
-from teachseg.io import atomic_path, read_json, write_json, write_text
+from teachseg.io import atomic_path, read_json, remove_stale_temporaries, write_json, write_text
 from teachseg.losses import BCEDiceLoss
 from teachseg.models import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, build_model, save_model_folder
 from teachseg.precision import Precision, lightning_name, resolve
@@ -201,6 +201,8 @@ def train_model(
     weights = cfg.model.encoder_weights if encoder_weights == "config" else encoder_weights
     epochs = epochs or cfg.train.epochs
     summary_path = run_dir / "summary.json"
+    if resume and not is_child_rank():
+        remove_stale_temporaries(run_dir, recursive=True)  # what a killed run was writing (checkpoints ...)
     if resume and summary_path.is_file():
         return read_json(summary_path)
     run_dir.mkdir(parents=True, exist_ok=True)
