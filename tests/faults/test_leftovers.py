@@ -50,3 +50,12 @@ def test_tile_removes_half_written_tiles_of_a_killed_run(tmp_path: Path) -> None
     tile_slide(slide, out, None, TileOptions(size=64, min_tissue=0.2))
     assert not half.exists()
     assert list((out / "unlabelled").glob("*.png"))
+
+
+def test_report_removes_the_stage_of_a_killed_report(tmp_path: Path) -> None:
+    from teachseg.reports.build import Report, write_report
+
+    stale = _touch(tmp_path / ".report.tmp-99999" / "report.html")  # another, killed, process's stage
+    html = write_report(Report("train", "empty", tmp_path), tmp_path / "report")
+    assert html.is_file() and not stale.parent.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

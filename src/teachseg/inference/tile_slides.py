@@ -108,10 +108,9 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
     from shapely.geometry import box
 
     ensure_writable_dir(out_dir)
+    # a killed earlier run's half-written tiles, never renamed into place
     for folder in (out_dir, out_dir / "images", out_dir / "masks", out_dir / "unlabelled"):
-        remove_stale_temporaries(
-            folder
-        )  # a killed earlier run's half-written tiles, never renamed into place
+        remove_stale_temporaries(folder)
     positive: list[Any] = []
     labelled_negative: list[Any] = []
     if annotations is not None:
