@@ -33,6 +33,17 @@ def _job(
     )
 
 
+def _run(job: CrashJob, kills: int, seed: int, logs: Path, ref: Path, summary: dict[str, str]) -> None:
+    """Baseline, crash matrix, verdict; the run folders (checkpoints of ~130 MB each) go afterwards."""
+    try:
+        events = baseline(job, logs, ref)
+        report = crash_matrix(job, kills, events, seed=seed, logs=logs)
+    finally:
+        job.reset()
+        shutil.rmtree(ref, ignore_errors=True)
+    assert_survived(report, summary)
+
+
 def test_train_survives_sigkill_anywhere(
     fault_data, tmp_path: Path, logs: Path, kills: int, fault_summary
 ) -> None:
@@ -48,9 +59,7 @@ def test_train_survives_sigkill_anywhere(
         lambda: compare_training(runs / "t", ref / "t"),
         tmp_path,
     )
-    events = baseline(job, logs, ref)
-    report = crash_matrix(job, kills, events, seed=21, logs=logs)
-    assert_survived(report, fault_summary)
+    _run(job, kills, 21, logs, ref, fault_summary)
 
 
 def test_selftrain_survives_sigkill_anywhere(
@@ -68,9 +77,7 @@ def test_selftrain_survives_sigkill_anywhere(
         lambda: compare_selftrain(runs / "st", ref / "st"),
         tmp_path,
     )
-    events = baseline(job, logs, ref)
-    report = crash_matrix(job, kills, events, seed=22, logs=logs)
-    assert_survived(report, fault_summary)
+    _run(job, kills, 22, logs, ref, fault_summary)
 
 
 def test_experiment_survives_sigkill_anywhere(
@@ -90,6 +97,4 @@ def test_experiment_survives_sigkill_anywhere(
 
     # experiment has no --resume: running it again reuses finished runs and resumes interrupted ones
     job = _job("experiment", argv, argv, runs, ref, compare, tmp_path)
-    events = baseline(job, logs, ref)
-    report = crash_matrix(job, kills, events, seed=23, logs=logs)
-    assert_survived(report, fault_summary)
+    _run(job, kills, 23, logs, ref, fault_summary)
