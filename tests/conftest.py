@@ -36,6 +36,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--fuzz-all", action="store_true", default=False, help="tests/fuzz: many more mutations per file"
     )
+    parser.addoption(
+        "--faults-all",
+        action="store_true",
+        default=False,
+        help="tests/faults: kill every command at 30 points instead of 10",
+    )
 
 
 def teachseg_cmd() -> list[str]:

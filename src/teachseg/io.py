@@ -7,8 +7,10 @@ partial file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from teachseg.errors import OutputError
+from teachseg.errors import OutputError, TeachsegError
 
 
 def _current_umask() -> int:
@@ -39,9 +41,14 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
             extension, such as Pillow or tifffile, pick the right format).
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     suffix = final.suffix if suffix is None else suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".tmp" + suffix, dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".tmp" + suffix, dir=final.parent)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(final) from exc
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -51,10 +58,57 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs are meant to be shared
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
+        # measured before the partial temporary file is deleted, which frees the space again
+        full = (
+            isinstance(exc, Exception)
+            and not isinstance(exc, TeachsegError)
+            and is_disk_full(exc, tmp.parent)
+        )
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if full:
+            raise disk_full_error(final) from exc
         raise
+
+
+#: errno values that mean the disk (or the user's quota) is full.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: How libraries quote ENOSPC in their own errors (the C library's message, Rust's io::Error).
+_DISK_FULL_TEXT = re.compile(
+    r"No space left on device|Disk quota exceeded|os error 28\b|code: 28\b|StorageFull"
+)
+#: Less free space than this after a failed write means the write failed for want of space.
+_NEARLY_FULL = 1 << 20
+
+
+def is_disk_full(exc: BaseException, where: str | Path | None = None) -> bool:
+    """True when ``exc`` means "no space left on the device".
+
+    That is an :class:`OSError` with ENOSPC or EDQUOT, a library error quoting the system's message, or (with
+    ``where``) any other error while the file system holding ``where`` has (nearly) no space left:
+    ``torch.save`` reports a short write as a ``RuntimeError`` without the reason.
+    """
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return True
+    if _DISK_FULL_TEXT.search(str(exc)):
+        return True
+    if where is None or isinstance(exc, OSError):
+        return False
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _NEARLY_FULL
+
+
+def disk_full_error(path: str | Path | None, doing: str = "writing this file") -> OutputError:
+    """The one-line error for a write to ``path`` that found the disk full (the earlier file is intact)."""
+    return OutputError(
+        f"no space left on the device while {doing} (whatever was there before is unchanged)",
+        path=path,
+        fix="free some space on that disk, or write to another folder (--out, or output_dir in the config)",
+    )
 
 
 def write_bytes(final: str | Path, data: bytes) -> Path:
@@ -126,6 +180,37 @@ def ensure_writable_dir(path: str | Path) -> Path:
             fix="choose a folder you can write to (--out / output_dir) or fix its permissions",
         ) from None
     return path
+
+
+#: Glob of the temporary files :func:`atomic_path` makes (``.NAME.XXXXXXXX.tmp.SUFFIX``).
+ATOMIC_TEMP_GLOB = ".*.????????.tmp*"
+#: Hidden work folders teachseg makes beside an output: ``tempfile.mkdtemp`` names (``.model.XXXXXXXX``,
+#: ``.NAME.work.XXXXXXXX``), report staging folders (``.report.tmp-PID``), folders being replaced (``.NAME.old``).
+_TEMP_DIR = re.compile(r"^\..+\.([a-z0-9_]{8}|tmp-\d+|old)$")
+
+
+def remove_stale_temporaries(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Delete what a killed process left in ``folder``: temporary files of atomic writes, write probes and,
+    with ``recursive``, hidden work folders, also in every (non-hidden) subfolder. Returns what was removed.
+
+    Only for a folder one job writes at a time: another job's write in progress would lose its temporary file.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            if not entry.name.startswith("."):
+                if recursive:
+                    removed += remove_stale_temporaries(entry, recursive=True)
+            elif recursive and _TEMP_DIR.match(entry.name):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        elif entry.match(ATOMIC_TEMP_GLOB) or entry.name.startswith(".teachseg-probe"):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def replace_dir(tmp_dir: Path, final: Path) -> None:

@@ -60,6 +60,14 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
+        from teachseg.io import disk_full_error, is_disk_full
+
+        # a write outside teachseg.io.atomic_path (work files, logs) found the disk full
+        if is_disk_full(exc):
+            filename = getattr(exc, "filename", None)
+            full = disk_full_error(filename, "writing this file" if filename else "writing the outputs")
+            console.print(f"[bold red]error:[/] {full}", highlight=False, markup=True, soft_wrap=True)
+            return full.exit_code
         msg = str(exc).splitlines()[0] if str(exc) else ""
         console.print(
             f"[bold red]error:[/] unexpected {type(exc).__name__}: {msg} (run again with --debug for the traceback)",

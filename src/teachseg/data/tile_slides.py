@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from teachseg.errors import DataError
-from teachseg.io import ensure_writable_dir, write_json, write_png
+from teachseg.io import ensure_writable_dir, remove_stale_temporaries, write_json, write_png
 from teachseg.wsi.polygons import rasterise_polygons, valid_parts
 from teachseg.wsi.readers import choose_level, open_slide
 from teachseg.wsi.tiling import Tile, tiles_touching
@@ -108,6 +108,9 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
     from shapely.geometry import box
 
     ensure_writable_dir(out_dir)
+    # a killed earlier run's half-written tiles, never renamed into place
+    for folder in (out_dir, out_dir / "images", out_dir / "masks", out_dir / "unlabelled"):
+        remove_stale_temporaries(folder)
     positive: list[Any] = []
     labelled_negative: list[Any] = []
     if annotations is not None:

@@ -21,7 +21,7 @@ from teachseg.inference.pipelines import predict_image, predict_slide
 from teachseg.inference.predictor import Predictor
 from teachseg.inference.progress import NoProgress, PredictProgress
 from teachseg.inference.sliding import SlidingWindowInferer, TilePredictor, gaussian_blender
-from teachseg.io import read_json, write_json
+from teachseg.io import disk_full_error, is_disk_full, read_json, write_json
 from teachseg.wsi.readers import open_slide
 
 #: Single-level images no larger than this (either side) get ordinary PNG outputs.
@@ -51,7 +51,12 @@ def predict_input(
         w, h = reader.dimensions
         ordinary = not reader.is_slide_format and len(reader.levels) == 1 and max(w, h) <= ORDINARY_MAX_SIDE
         pipeline = predict_image if ordinary else predict_slide
-        summary = pipeline(reader, name, inferer, model, out_dir, ro, progress)
+        try:
+            summary = pipeline(reader, name, inferer, model, out_dir, ro, progress)
+        except OSError as exc:  # the blended raster in the hidden work folder found the disk full
+            if is_disk_full(exc):
+                raise disk_full_error(out_dir, f"predicting {name} into this folder") from exc
+            raise
     summary["seconds"] = round(time.perf_counter() - start, 3)
     write_json(out_dir / f"{name}_summary.json", summary)
     return summary

@@ -11,8 +11,10 @@ The layout of the written folder::
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import shutil
 from pathlib import Path
 
 from teachseg.errors import OutputError
@@ -49,10 +51,9 @@ def write_report(rep: Report, out: Path) -> Path:
     _check_out(out)
     ensure_writable_dir(out.parent)
     stage = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if stage.exists():
-        import shutil
-
-        shutil.rmtree(stage)
+    # this run's stage, and those of killed earlier runs (another PID), never swapped into place
+    for old in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
+        shutil.rmtree(old, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
         md, tex = [], []
@@ -76,8 +77,6 @@ def write_report(rep: Report, out: Path) -> Path:
             p.chmod(0o755 if p.is_dir() else 0o644)
         replace_dir(stage, out)
     except BaseException:
-        import shutil
-
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return out / "report.html"

@@ -23,11 +23,11 @@ from teachseg.data.datasets import Record
 from teachseg.data.imageio import read_image
 from teachseg.data.masks import read_mask
 from teachseg.errors import DataError, ModelError
-from teachseg.io import read_json, write_json
+from teachseg.io import read_json, remove_stale_temporaries, write_json
 from teachseg.models import ModelMeta, check_model_folder, load_model_folder
 from teachseg.selftrain.external import check_teacher_data, rescore_teacher
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records, sha256_file
-from teachseg.training.fit import train_model
+from teachseg.training.fit import is_child_rank, train_model
 from teachseg.training.prepare import PreparedData, prepare_data
 from teachseg.training.spec import ModelSpec
 
@@ -126,6 +126,8 @@ def run_selftrain(
     """Run (or resume) a whole self-training job in ``run_dir``; returns the summary."""
     st = cfg.selftrain
     say = console.print if console is not None else (lambda *a, **k: None)
+    if resume and not is_child_rank():  # what a killed run was writing (pseudo-labels, lineage, checkpoints)
+        remove_stale_temporaries(run_dir, recursive=True)
     data = data or prepare_data(cfg, run_dir, resume=resume)
     split = data.split
     leaked = set(split.unlabelled) & (set(split.val) | set(split.test))

@@ -171,8 +171,14 @@ def train_online(
 
     method, o = cfg.selftrain.method, cfg.selftrain.online
     epochs = cfg.train.epochs
-    if resume and (run_dir / "summary.json").is_file():
-        return read_json(run_dir / "summary.json")
+    if resume:
+        from teachseg.io import remove_stale_temporaries
+        from teachseg.training.fit import is_child_rank
+
+        if not is_child_rank():  # what a killed run was writing (checkpoints, model folder)
+            remove_stale_temporaries(run_dir, recursive=True)
+        if (run_dir / "summary.json").is_file():
+            return read_json(run_dir / "summary.json")
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = spec.build()

@@ -30,7 +30,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from teachseg.config import Config
 from teachseg.data.datasets import Record
-from teachseg.io import atomic_path, read_json, write_json, write_text
+from teachseg.io import atomic_path, read_json, remove_stale_temporaries, write_json, write_text
 from teachseg.precision import lightning_name, resolve
 from teachseg.training import steps
 from teachseg.training.module import SegmentationModule
@@ -170,6 +170,8 @@ def train_model(
     """
     epochs = epochs or cfg.train.epochs
     summary_path = run_dir / "summary.json"
+    if resume and not is_child_rank():
+        remove_stale_temporaries(run_dir, recursive=True)  # what a killed run was writing (checkpoints ...)
     if resume and summary_path.is_file():
         return read_json(summary_path)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Crash-anywhere and full-disk tests: SIGKILL at progress points, resume, compare; ENOSPC handling."""
