@@ -32,6 +32,10 @@ Number = int | float
 class RunFileError(DataError):
     """A run file that cannot be read: corrupt JSON, wrong types, or written by a newer teachseg."""
 
+    def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None):
+        super().__init__(message, path=path, fix=fix)
+        self.message = message  # without the path and fix, for readers that warn rather than fail
+
 
 class NewerSchemaError(RunFileError):
     """A run file written by a newer teachseg (its ``schema_version`` is above :data:`SCHEMA_VERSION`)."""
