@@ -179,6 +179,7 @@ def load_encoder_weights(model: nn.Module, path: Path) -> None:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of ``model`` (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -225,7 +226,7 @@ class ModelMeta(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _check(cls, data: Any) -> Any:
-        """Type-check what prediction relies on; raises TypeError with the reason (not wrapped by pydantic)."""
+        """Type-check what prediction relies on; a TypeError (pydantic does not wrap it) names the reason."""
         if not isinstance(data, dict):
             raise TypeError(f"a JSON object is expected, not {type(data).__name__}")
         _check_meta({**_DEFAULTS, **data})
@@ -308,8 +309,8 @@ def check_model_folder(folder: str | Path) -> ModelMeta:
         ) from None
     if meta.format_version > FORMAT_VERSION:
         raise ModelError(
-            f"{META_FILE} was written by a newer teachseg (format {meta.format_version}; this one reads up to "
-            f"{FORMAT_VERSION})",
+            f"{META_FILE} was written by a newer teachseg (format {meta.format_version}; "
+            f"this one reads up to {FORMAT_VERSION})",
             path=path,
             fix="upgrade teachseg (pip install -U teachseg) to use this model folder",
         )

@@ -26,6 +26,7 @@ class Warnings:
     messages: list[str] = field(default_factory=list)
 
     def add(self, path: Path, problem: str) -> None:
+        """Record ``problem`` with ``path`` (once)."""
         msg = f"{path}: {problem}"
         if msg not in self.messages:
             self.messages.append(msg)

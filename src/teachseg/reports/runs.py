@@ -116,6 +116,7 @@ class SelfTrainRun:
 
     @property
     def teacher(self) -> TrainRun | None:
+        """Generation 0 (the Teacher), when its folder was found."""
         return self.generations.get(0)
 
     def final_generation(self) -> int | None:
@@ -251,7 +252,7 @@ def load_train_run(path: Path, warn: Warnings) -> TrainRun:
 
 
 def load_selftrain_run(path: Path, warn: Warnings) -> SelfTrainRun:
-    """Load a self-training run folder and its generations, with a warning for every file missing or damaged."""
+    """Load a self-training run folder and its generations, warning for every file missing or damaged."""
     run = SelfTrainRun(path=path)
     if not path.is_dir():
         warn.add(path, "self-training run folder missing")

@@ -44,6 +44,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints go to a temporary file and are renamed into place: a kill never leaves a torn file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        """Save to a temporary file, then rename it to ``path``."""
         with atomic_path(Path(path), suffix=".ckpt") as tmp:
             torch.save(checkpoint, tmp)
 
