@@ -14,6 +14,7 @@ from teachseg.errors import ModelError
 from teachseg.models import (
     ModelMeta,
     build_model,
+    check_model_folder,
     count_parameters,
     load_model_folder,
     parameter_count,
@@ -94,6 +95,19 @@ def test_load_model_folder_names_missing_files(tmp_path: Path) -> None:
     assert str(folder) in str(err.value)
     with pytest.raises(ModelError, match="not found"):
         load_model_folder(tmp_path / "nowhere")
+
+
+def test_teachseg_json_round_trips_and_a_newer_format_is_refused(tmp_path: Path) -> None:
+    meta = ModelMeta("linknet", "resnet18", 64, mpp=0.5, summary={"val_dice": 0.7})
+    folder = save_model_folder(build_model("linknet", "resnet18"), tmp_path / "m", meta)
+    back = check_model_folder(folder)
+    assert back == meta and back.format_version == 1 and back.mean == meta.mean
+    data = json.loads((folder / "teachseg.json").read_text())
+    assert list(data) == [*ModelMeta.model_fields]  # same keys, in the order teachseg 0.1 wrote them
+    (folder / "teachseg.json").write_text(json.dumps({**data, "format_version": 99}))
+    with pytest.raises(ModelError, match="newer teachseg") as err:
+        check_model_folder(folder)
+    assert "teachseg.json" in str(err.value) and "upgrade" in str(err.value)
 
 
 def test_truncated_weights_give_a_model_error(tmp_path: Path) -> None:

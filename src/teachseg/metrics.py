@@ -24,6 +24,8 @@ import torch
 
 @dataclass
 class ImageScores:
+    """Scores of one image (Dice, Jaccard, precision, recall) and the pixel counts behind them."""
+
     dice: float
     jaccard: float
     precision: float
@@ -52,6 +54,7 @@ def confusion(prob: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) 
 
 
 def scores_from_counts(tp: int, fp: int, fn: int) -> ImageScores:
+    """Scores from true-positive, false-positive and false-negative pixel counts (empty vs empty: 1)."""
     gt, pred = tp + fn, tp + fp
     if gt == 0 and pred == 0:
         return ImageScores(1.0, 1.0, math.nan, math.nan, tp, fp, fn, gt, pred)

@@ -12,12 +12,12 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from teachseg.errors import ModelError
@@ -179,6 +179,7 @@ def load_encoder_weights(model: nn.Module, path: Path) -> None:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of ``model`` (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -191,9 +192,16 @@ def parameter_count(arch: str, encoder: str) -> int:
     return count_parameters(model)
 
 
-@dataclass
-class ModelMeta:
-    """teachseg's side of a model folder: everything prediction needs besides the weights."""
+class ModelMeta(BaseModel):
+    """teachseg's side of a model folder (``teachseg.json``): everything prediction needs besides the weights.
+
+    ``format_version`` says which layout wrote it; a folder from a newer teachseg is refused. The checks of
+    :meth:`_check` run before the fields are typed, so a hand-edited or corrupt file gets a one-line reason
+    (``mean must hold 3 numbers``). Unknown keys are ignored. Positional ``arch, encoder, image_size`` are
+    accepted: ``ModelMeta("unet", "resnet18", 64)``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     arch: str
     encoder: str
@@ -204,27 +212,49 @@ class ModelMeta:
     std: tuple[float, ...] = IMAGENET_STD
     threshold: float = 0.5
     mpp: float | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = Field(default_factory=dict)
     #: content hashes of what the model saw: ``images``/``masks`` it trained on, ``val_images`` that chose
     #: its epoch (see ``teachseg.training.identity.training_data_hashes``); empty in older folders
-    trained_on: dict[str, list[str]] = field(default_factory=dict)
+    trained_on: dict[str, Any] = Field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     teachseg_version: str = ""
 
+    def __init__(self, *args: Any, **data: Any) -> None:
+        data.update(zip(("arch", "encoder", "image_size"), args, strict=False))
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, data: Any) -> Any:
+        """Type-check what prediction relies on; a TypeError (pydantic does not wrap it) names the reason."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON object is expected, not {type(data).__name__}")
+        _check_meta({**_DEFAULTS, **data})
+        return data
+
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The ``teachseg.json`` data (``mean`` and ``std`` as lists)."""
+        d = self.model_dump(mode="python")
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelMeta:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
-            value = known.get(key, default)
-            if not isinstance(value, list | tuple):
-                raise TypeError(f"{key} must be a list of numbers")
-            known[key] = tuple(value)
-        return cls(**known)
+        """Validate ``teachseg.json`` data; a bad value raises TypeError naming the key."""
+        return cls.model_validate(d)
+
+
+_DEFAULTS: dict[str, Any] = {
+    "in_channels": 3,
+    "classes": 1,
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
+    "threshold": 0.5,
+    "mpp": None,
+    "summary": {},
+    "trained_on": {},
+    "format_version": FORMAT_VERSION,
+}
 
 
 def save_model_folder(model: nn.Module, folder: str | Path, meta: ModelMeta) -> Path:
@@ -267,10 +297,7 @@ def check_model_folder(folder: str | Path) -> ModelMeta:
     path = folder / META_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise TypeError(f"a JSON object is expected, not {type(data).__name__}")
         meta = ModelMeta.from_json(data)
-        _check_meta(meta)
     except RecursionError:
         raise ModelError(f"{META_FILE} is not valid (nested too deeply)", path=path) from None
     except (OSError, ValueError, TypeError) as exc:  # ValueError covers bad JSON and bad UTF-8
@@ -280,11 +307,18 @@ def check_model_folder(folder: str | Path) -> ModelMeta:
             path=path,
             fix="restore the model folder written by `teachseg train`",
         ) from None
+    if meta.format_version > FORMAT_VERSION:
+        raise ModelError(
+            f"{META_FILE} was written by a newer teachseg (format {meta.format_version}; "
+            f"this one reads up to {FORMAT_VERSION})",
+            path=path,
+            fix="upgrade teachseg (pip install -U teachseg) to use this model folder",
+        )
     return meta
 
 
-def _check_meta(meta: ModelMeta) -> None:
-    """Type-check what prediction relies on (a hand-edited or corrupt ``teachseg.json`` fails here)."""
+def _check_meta(meta: dict[str, Any]) -> None:
+    """The checks of a ``teachseg.json`` (defaults filled in); a hand-edited or corrupt file fails here."""
 
     def number(x: object) -> bool:
         return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
@@ -293,23 +327,28 @@ def _check_meta(meta: ModelMeta) -> None:
         return isinstance(x, int) and not isinstance(x, bool) and x > 0
 
     for key in ("arch", "encoder"):
-        if not isinstance(getattr(meta, key), str):
+        if not isinstance(meta.get(key), str):
             raise TypeError(f"{key} must be a name")
     for key in ("image_size", "in_channels", "classes"):
-        if not count(getattr(meta, key)):
+        if not count(meta.get(key)):
             raise TypeError(f"{key} must be a positive integer")
     for key in ("mean", "std"):
-        values = getattr(meta, key)
-        if len(values) != meta.in_channels or not all(number(v) for v in values):
-            raise TypeError(f"{key} must hold {meta.in_channels} numbers")
-    if not all(v != 0 for v in meta.std):
+        if not isinstance(meta[key], list | tuple):
+            raise TypeError(f"{key} must be a list of numbers")
+    for key in ("mean", "std"):
+        values = meta[key]
+        if len(values) != meta["in_channels"] or not all(number(v) for v in values):
+            raise TypeError(f"{key} must hold {meta['in_channels']} numbers")
+    if not all(v != 0 for v in meta["std"]):
         raise TypeError("std must not hold 0")
-    if not number(meta.threshold):
+    if not number(meta["threshold"]):
         raise TypeError("threshold must be a number")
-    if meta.mpp is not None and not (number(meta.mpp) and meta.mpp > 0):
+    if meta["mpp"] is not None and not (number(meta["mpp"]) and meta["mpp"] > 0):
         raise TypeError("mpp must be a positive number or null")
-    if not isinstance(meta.summary, dict) or not isinstance(meta.trained_on, dict):
+    if not isinstance(meta["summary"], dict) or not isinstance(meta["trained_on"], dict):
         raise TypeError("summary and trained_on must be objects")
+    if not count(meta["format_version"]) or not isinstance(meta.get("teachseg_version", ""), str):
+        raise TypeError("format_version must be a positive integer and teachseg_version a string")
 
 
 def load_model_folder(

@@ -24,9 +24,21 @@ SCHEMA_VERSION = 1
 
 R = TypeVar("R", bound="RunFile")
 
+#: A JSON number kept as written: a field typed ``float`` alone would turn ``10`` into ``10.0`` and so change
+#: the file on a read-and-write round trip.
+Number = int | float
+
 
 class RunFileError(DataError):
     """A run file that cannot be read: corrupt JSON, wrong types, or written by a newer teachseg."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None):
+        super().__init__(message, path=path, fix=fix)
+        self.message = message  # without the path and fix, for readers that warn rather than fail
+
+
+class NewerSchemaError(RunFileError):
+    """A run file written by a newer teachseg (its ``schema_version`` is above :data:`SCHEMA_VERSION`)."""
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -47,6 +59,8 @@ class RunFile(BaseModel):
     def from_data(cls: type[R], data: Any, *, path: Path | None = None) -> R:
         """Validate ``data`` (already parsed JSON), migrating files from older versions."""
         where = path if path is not None else Path(cls.FILE or "run file")
+        if isinstance(data, cls):  # already typed (a writer's return value)
+            return data
         if not isinstance(data, dict):
             raise RunFileError(
                 f"{cls.FILE or 'run file'} is not a JSON object",
@@ -61,7 +75,7 @@ class RunFile(BaseModel):
                 fix="restore the file or rerun the command that wrote it",
             )
         if version > SCHEMA_VERSION:
-            raise RunFileError(
+            raise NewerSchemaError(
                 f"written by a newer teachseg (schema {version}; this one reads up to {SCHEMA_VERSION})",
                 path=where,
                 fix="upgrade teachseg (pip install -U teachseg) to read this run folder",
@@ -96,9 +110,24 @@ class RunFile(BaseModel):
         return cls.from_data(data, path=path)
 
     def to_data(self) -> dict[str, Any]:
-        """Plain JSON-ready data (non-finite floats become null, as ``teachseg.io.write_json`` writes them)."""
-        data = self.model_dump(mode="python", exclude_none=False)
-        return _clean(data)
+        """Plain JSON-ready data (non-finite floats become null, as ``teachseg.io.write_json`` writes them).
+
+        Only the keys that were given (or read) are written, ``schema_version`` first: a writer that builds
+        the model with the keys it wrote as a dict writes the same file, plus the version.
+        """
+        given = self.model_dump(mode="python", exclude_unset=True)
+        full = self.model_dump(mode="python")
+        fields = type(self).model_fields
+        # a list or dict default filled in place (``lineage.generations.append``) counts as given
+        changed = {
+            k
+            for k, f in fields.items()
+            if k not in given and full[k] != f.get_default(call_default_factory=True)
+        }
+        ordered = {k: given[k] if k in given else full[k] for k in fields if k in given or k in changed}
+        ordered.pop("schema_version", None)
+        extra = {k: v for k, v in given.items() if k not in fields}
+        return _clean({"schema_version": self.schema_version, **ordered, **extra})
 
     def write(self, path: str | Path) -> Path:
         """Write atomically (a temporary file renamed into place)."""
@@ -134,8 +163,8 @@ class ClassScores(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     n: int
-    dice: float | None = None
-    jaccard: float | None = None
+    dice: Number | None = None
+    jaccard: Number | None = None
 
 
 class SplitScores(BaseModel):
@@ -143,14 +172,14 @@ class SplitScores(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     n: int = 0
-    dice: float | None = None
-    jaccard: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    pooled_dice: float | None = None
-    pooled_jaccard: float | None = None
-    pooled_precision: float | None = None
-    pooled_recall: float | None = None
+    dice: Number | None = None
+    jaccard: Number | None = None
+    precision: Number | None = None
+    recall: Number | None = None
+    pooled_dice: Number | None = None
+    pooled_jaccard: Number | None = None
+    pooled_precision: Number | None = None
+    pooled_recall: Number | None = None
     per_class: dict[str, ClassScores] | None = None
 
 
@@ -168,28 +197,35 @@ class TrainSummary(RunFile):
     seed: int | None = None
     epochs: int | None = None
     best_epoch: int | None = None
-    train_loss: float | None = None
-    val_loss: float | None = None
-    val_dice: float | None = None
-    val_jaccard: float | None = None
-    final_train_loss: float | None = None
+    train_loss: Number | None = None
+    val_loss: Number | None = None
+    val_dice: Number | None = None
+    val_jaccard: Number | None = None
+    final_train_loss: Number | None = None
     n_train: int | None = None
     n_pseudo: int | None = None
     n_val: int | None = None
     n_test: int | None = None
     image_size: int | None = None
     precision: str | None = None
-    wall_seconds: float | None = None
-    images_per_second: float | None = None
+    wall_seconds: Number | None = None
+    images_per_second: Number | None = None
     model_dir: str | None = "model"
     val: SplitScores | None = None
     test: SplitScores | None = None
-    test_dice: float | None = None
-    test_jaccard: float | None = None
+    test_dice: Number | None = None
+    test_jaccard: Number | None = None
     scoring: dict[str, Any] | None = None
     # set for the Students of a self-training run
     generation: int | None = None
     teacher: str | None = None
+    # set for an external Teacher re-scored on this run's images (teachseg.selftrain.external)
+    external_model: str | None = None
+    teacher_sha256: str | None = None
+    own_val_dice: Number | None = None
+    scored_on: str | None = None
+    # set by the methods other than the offline Teacher-Student loop
+    method: str | None = None
 
 
 class GenerationEntry(BaseModel):
@@ -201,18 +237,18 @@ class GenerationEntry(BaseModel):
     arch: str | None = None
     encoder: str | None = None
     seed: int | None = None
-    train_loss: float | None = None
-    val_dice: float | None = None
-    val_jaccard: float | None = None
-    test_dice: float | None = None
-    test_jaccard: float | None = None
+    train_loss: Number | None = None
+    val_dice: Number | None = None
+    val_jaccard: Number | None = None
+    test_dice: Number | None = None
+    test_jaccard: Number | None = None
     best_epoch: int | None = None
-    wall_seconds: float | None = None
+    wall_seconds: Number | None = None
     run_dir: str | None = None
     pseudo: dict[str, Any] | None = None
     decision: str | None = None
     accepted: bool | None = None
-    gain: float | None = None
+    gain: Number | None = None
 
     @classmethod
     def of(
@@ -268,7 +304,28 @@ class SelftrainSummary(RunFile):
     stopped_because: str = ""
     n_labelled: int = 0
     n_unlabelled: int = 0
-    wall_seconds: float | None = None
+    wall_seconds: Number | None = None
+    # ``method`` (teacher_student, mean_teacher, fixmatch, supervised) is an extra key: 0.1 files lack it
+
+
+class EvaluateSummary(RunFile):
+    """``summary.json`` of ``teachseg evaluate``: which model on which folder, and its scores."""
+
+    FILE: ClassVar[str] = "summary.json"
+
+    model: str
+    data: str
+    tta: bool = False
+    n: int = 0
+    dice: Number | None = None
+    jaccard: Number | None = None
+    precision: Number | None = None
+    recall: Number | None = None
+    pooled_dice: Number | None = None
+    pooled_jaccard: Number | None = None
+    pooled_precision: Number | None = None
+    pooled_recall: Number | None = None
+    per_class: dict[str, ClassScores] | None = None
 
 
 # --- prediction -----------------------------------------------------------------------------------------
@@ -284,15 +341,18 @@ class PredictSummary(RunFile):
     reader: str | None = None
     width: int
     height: int
-    mpp: float | None = None
+    mpp: Number | None = None
     model: dict[str, Any] = Field(default_factory=dict)
-    threshold: float | None = None
-    mpp_used: float | None = None
+    threshold: Number | None = None
+    mpp_used: Number | None = None
     mpp_source: str | None = None
     tiles_predicted: int | None = None
-    tumour_area_px: float | None = None
-    tumour_area_mm2: float | None = None
+    tumour_area_px: Number | None = None
+    tumour_area_mm2: Number | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
-    seconds: float | None = None
+    no_tissue: bool | None = None  # slides only
+    polygons: int | None = None  # slides only
+    tumour_fraction: Number | None = None  # images only
+    seconds: Number | None = None
     warnings: list[str] | None = None
     note: str | None = None

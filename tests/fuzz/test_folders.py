@@ -53,7 +53,7 @@ def _replace(path: Path, blob: bytes) -> None:
 
 
 @FUZZ
-@given(obj=_with_keys(list(ModelMeta.__dataclass_fields__)))
+@given(obj=_with_keys(list(ModelMeta.model_fields)))
 def test_teachseg_json_any_json(obj: Any, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = _copy(model_dir, tmp_path_factory.mktemp("m") / "model")
     _replace(folder / META_FILE, json.dumps(obj).encode())

@@ -91,3 +91,23 @@ def test_external_teacher_model_folder(selftrain_run: Path, tmp_path: Path):
     ]
     teacher = run.teacher
     assert teacher is not None and teacher.get("val_dice") == lineage["generations"][0]["val_dice"]
+
+
+def test_a_summary_that_does_not_match_its_schema_is_a_warning_naming_the_field(train_run: Path):
+    path = train_run / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "best_epoch": "last"}))
+    warn = Warnings()
+    run = load_train_run(train_run, warn)
+    (line,) = [m for m in warn if m.startswith(str(path))]
+    assert "does not match its schema: best_epoch" in line and line.endswith("skipped")
+    assert run.summary is None and run.get("best_epoch") is not None  # from metrics.csv, as before
+
+
+def test_old_run_files_are_read_as_typed_models(selftrain_run: Path):
+    assert "schema_version" not in json.loads((selftrain_run / "lineage.json").read_text())
+    run = load_selftrain_run(selftrain_run, Warnings())
+    assert run.lineage is not None and run.summary is not None
+    assert [g.generation for g in run.lineage.generations] == sorted(run.generations)
+    assert run.final_generation() == run.lineage.final_generation
+    teacher = run.teacher
+    assert teacher is not None and teacher.summary is not None and teacher.summary.arch == teacher.get("arch")

@@ -54,3 +54,21 @@ def test_tiny_experiment_runs_reuses_and_reports(
     stamp = (exp / "linknet_seed3" / "summary.json").stat().st_mtime_ns
     assert run(["experiment", str(cfg)]) == 0  # finished runs are reused, not retrained
     assert (exp / "linknet_seed3" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_a_run_counts_as_finished_only_when_its_run_files_read(tmp_path: Path):
+    import json
+
+    from teachseg.runfiles import Lineage, NewerSchemaError, SelftrainSummary
+    from teachseg.selftrain.experiment import finished
+
+    assert not finished(tmp_path)
+    Lineage(final_generation=0).write(tmp_path / "lineage.json")
+    summary = SelftrainSummary(final_model="gen0/model", final_generation=0)
+    summary.write(tmp_path / "summary.json")
+    assert finished(tmp_path)
+    (tmp_path / "summary.json").write_text("{torn")
+    assert not finished(tmp_path)  # resumed, which rewrites it
+    (tmp_path / "summary.json").write_text(json.dumps({**summary.to_data(), "schema_version": 99}))
+    with pytest.raises(NewerSchemaError):
+        finished(tmp_path)

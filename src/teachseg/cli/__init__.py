@@ -110,4 +110,5 @@ def _pop_log_format(args: list[str]) -> tuple[list[str], str | None]:
 
 
 def main() -> None:
+    """Console-script entry point: run the CLI on ``sys.argv`` and exit with its status."""
     sys.exit(run())

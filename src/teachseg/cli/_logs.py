@@ -44,6 +44,7 @@ class LogConsole(Console):
         return self.log_format
 
     def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Print as rich markup, or as plain/JSON log lines when the log format asks for it."""
         mode = self.mode
         if mode == "rich":
             super().print(*objects, **kwargs)

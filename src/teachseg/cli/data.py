@@ -270,6 +270,7 @@ def tile(
 @app.command("tile", hidden=True)
 @functools.wraps(tile)
 def tile_alias(*args: Any, **kwargs: Any) -> None:
+    """``teachseg tile``: the deprecated name of ``teachseg data tile`` (prints a note, then tiles)."""
     # ``teachseg tile``, the old name of ``teachseg data tile``: same options, kept for one release
     console.print(
         "note: `teachseg tile` is deprecated and will be removed in the next release; use `teachseg data tile`",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from teachseg.cli._app import ConfigArg, OverwriteOpt, ResumeOpt, SetOpt, app, console, out
+
+if TYPE_CHECKING:
+    from teachseg.runfiles import SelftrainSummary
 
 ExpOverwriteOpt = Annotated[
     bool,
@@ -53,16 +56,17 @@ def selftrain(
         print_selftrain(summary, run_dir)
 
 
-def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
+def print_selftrain(summary: SelftrainSummary | dict[str, Any], run_dir: Path) -> None:
     """Print a self-training run's lineage table, the winner and why it stopped."""
+    from rich import box
     from rich.table import Table
 
-    from teachseg.io import read_json
+    from teachseg.runfiles import GenerationEntry, Lineage
+    from teachseg.runfiles import SelftrainSummary as Summary
 
-    lineage = read_json(run_dir / "lineage.json")
-    from rich import box
-
-    method = summary.get("method") or "teacher_student"
+    result = Summary.from_data(summary, path=run_dir / Summary.FILE)
+    lineage = Lineage.read(run_dir / Lineage.FILE)
+    method = getattr(result, "method", None) or "teacher_student"
     title = "self-training lineage" if method == "teacher_student" else method
     table = Table(title=f"{title} ({run_dir.name})", box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in ("gen", "model", "loss", "val Dice", "val IoU", "test Dice", "best ep.", "decision"):
@@ -73,33 +77,32 @@ def print_selftrain(summary: dict[str, Any], run_dir: Path) -> None:
     def f(v: object) -> str:
         return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
-    for g in lineage["generations"]:
+    def short(g: GenerationEntry) -> str:
+        if g.role != "student":
+            return g.role  # teacher, or the method of a one-run method
+        verdict = "kept" if g.accepted else "dropped"
+        return verdict + (f" {g.gain:+.3f}" if isinstance(g.gain, float) else "")
+
+    for g in lineage.generations:
         table.add_row(
-            str(g["generation"]),
-            str(g.get("arch")),
-            f(g.get("train_loss")),
-            f(g.get("val_dice")),
-            f(g.get("val_jaccard")),
-            f(g.get("test_dice")),
-            f(g.get("best_epoch")),
-            _short(g),
+            str(g.generation),
+            str(g.arch),
+            f(g.train_loss),
+            f(g.val_dice),
+            f(g.val_jaccard),
+            f(g.test_dice),
+            f(g.best_epoch),
+            short(g),
         )
     out.print(table)
-    final = summary["final_generation"]
+    final = result.final_generation
     if method != "teacher_student":
-        out.print(f"model ({method}): {run_dir / summary['final_model']}", highlight=False)
+        out.print(f"model ({method}): {run_dir / result.final_model}", highlight=False)
     else:
         who = "the Teacher (generation 0)" if final == 0 else f"the Student of generation {final}"
-        out.print(f"winner: {who}; final model: {run_dir / summary['final_model']}", highlight=False)
-    if summary.get("stopped_because"):
-        out.print(f"stopped: {summary['stopped_because']}", highlight=False)
-
-
-def _short(g: dict[str, Any]) -> str:
-    if g["role"] != "student":
-        return str(g["role"])  # teacher, or the method of a one-run method
-    gain = g.get("gain")
-    return ("kept" if g.get("accepted") else "dropped") + (f" {gain:+.3f}" if isinstance(gain, float) else "")
+        out.print(f"winner: {who}; final model: {run_dir / result.final_model}", highlight=False)
+    if result.stopped_because:
+        out.print(f"stopped: {result.stopped_because}", highlight=False)
 
 
 @app.command()
@@ -147,7 +150,8 @@ def demo(
     """The whole cycle on built-in synthetic H&E tiles: Teachers, pseudo-labels, Students, report."""
     from teachseg.config import build_config
     from teachseg.data.synth import generate
-    from teachseg.io import ensure_writable_dir, read_json
+    from teachseg.io import ensure_writable_dir
+    from teachseg.runfiles import SelftrainSummary
     from teachseg.selftrain.experiment import run_experiment
 
     ensure_writable_dir(out_dir)
@@ -183,7 +187,7 @@ def demo(
     for run in state["runs"]:
         rdir = cfg.run_dir / run["dir"]
         if run["status"] == "done":
-            print_selftrain(read_json(rdir / "summary.json"), rdir)
+            print_selftrain(SelftrainSummary.read(rdir / SelftrainSummary.FILE), rdir)
     report = _build_report(cfg.run_dir)
     out.print(f"\nsample data: {data_dir}\nruns: {cfg.run_dir}", highlight=False)
     if report:

@@ -63,10 +63,13 @@ def train(
     _print_summary(summary, run_dir)
 
 
-def _print_summary(summary: dict, run_dir: Path) -> None:
+def _print_summary(data: dict, run_dir: Path) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{summary['arch']}-{summary['encoder']}, seed {summary['seed']}", show_header=True)
+    from teachseg.runfiles import TrainSummary
+
+    summary = TrainSummary.from_data(data, path=run_dir / TrainSummary.FILE)
+    table = Table(title=f"{summary.arch}-{summary.encoder}, seed {summary.seed}", show_header=True)
     for col in ("best epoch", "train loss", "val Dice", "val Jaccard", "test Dice", "images/s"):
         table.add_column(col, justify="right")
 
@@ -74,12 +77,12 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 
     table.add_row(
-        f(summary["best_epoch"]),
-        f(summary["train_loss"]),
-        f(summary["val_dice"]),
-        f(summary["val_jaccard"]),
-        f(summary.get("test_dice")),
-        f(summary.get("images_per_second")),
+        f(summary.best_epoch),
+        f(summary.train_loss),
+        f(summary.val_dice),
+        f(summary.val_jaccard),
+        f(summary.test_dice),
+        f(summary.images_per_second),
     )
     out.print(table)
     out.print(f"model: {run_dir / 'model'}\nsummary: {run_dir / 'summary.json'}", highlight=False)
@@ -100,8 +103,9 @@ def evaluate(
     from teachseg.data.datasets import Record
     from teachseg.data.discover import discover
     from teachseg.errors import DataError
-    from teachseg.io import ensure_writable_dir, write_json
+    from teachseg.io import ensure_writable_dir
     from teachseg.models import load_model_folder
+    from teachseg.runfiles import EvaluateSummary
     from teachseg.training.evaluate import evaluate_records, summarise_rows, write_per_image_csv
 
     model, meta = load_model_folder(model_dir)
@@ -117,9 +121,8 @@ def evaluate(
     )
     write_per_image_csv(out_dir / "per_image.csv", rows)
     stats = summarise_rows(rows)
-    write_json(
-        out_dir / "summary.json", {"model": str(model_dir), "data": str(data_dir), "tta": tta, **stats}
-    )
+    scored = {"model": str(model_dir), "data": str(data_dir), "tta": tta, **stats}
+    EvaluateSummary.from_data(scored).write(out_dir / "summary.json")
     out.print(
         f"{stats['n']} images: Dice {stats['dice']:.4f}, Jaccard {stats['jaccard']:.4f}, "
         f"pooled Dice {stats['pooled_dice']:.4f}, precision {_fmt(stats['precision'])}, "

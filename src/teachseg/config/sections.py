@@ -321,6 +321,7 @@ class Config(_Section):
 
     @property
     def run_dir(self) -> Path:
+        """``output_dir / name``: the folder this config's run writes."""
         return self.output_dir / self.name
 
     def to_dict(self) -> dict[str, Any]:
@@ -328,6 +329,7 @@ class Config(_Section):
         return json.loads(self.model_dump_json())
 
     def to_yaml(self) -> str:
+        """The config as YAML, keys in definition order (what ``config.yaml`` holds)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def hash(self) -> str:

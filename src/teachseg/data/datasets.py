@@ -54,9 +54,11 @@ class _Cache:
         self.limit = limit
 
     def get(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cached decoded image and target of item ``i``, or None."""
         return self.items.get(i)
 
     def put(self, i: int, image: np.ndarray, target: np.ndarray) -> None:
+        """Cache item ``i`` while the cache stays under its byte limit."""
         size = image.nbytes + target.nbytes
         if self.bytes + size <= self.limit:
             self.items[i] = (image, target)
@@ -211,6 +213,7 @@ class EpochSampler(Sampler):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that seeds this epoch's shuffle (as torch's DistributedSampler)."""
         self.epoch = epoch
 
     def __len__(self) -> int:

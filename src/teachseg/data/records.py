@@ -24,6 +24,7 @@ class Sample:
 
     @property
     def labelled(self) -> bool:
+        """The samples that have a mask."""
         return bool(self.masks)
 
 
@@ -51,10 +52,12 @@ class Discovery:
 
     @property
     def labelled(self) -> list[Sample]:
+        """The samples that have a mask."""
         return [s for s in self.samples if s.labelled]
 
     @property
     def unlabelled(self) -> list[Sample]:
+        """The samples without a mask."""
         return [s for s in self.samples if not s.labelled]
 
     def by_id(self) -> dict[str, Sample]:

@@ -24,6 +24,8 @@ from teachseg.wsi.tissue import detect_tissue
 
 @dataclass
 class TileOptions:
+    """How ``data tile`` cuts slides: tile size, stride, resolution, tissue share, annotation classes."""
+
     size: int = 256
     stride: int | None = None
     mpp: float | None = None

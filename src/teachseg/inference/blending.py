@@ -28,11 +28,13 @@ class RawRaster:
         self._fd = os.open(self.path, os.O_RDWR)
 
     def write_rows(self, y: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (uint8) into the raster from row ``y`` down."""
         rows = np.ascontiguousarray(rows, dtype=np.uint8)
         assert rows.ndim == 2 and rows.shape[1] == self.width and y + rows.shape[0] <= self.height
         os.pwrite(self._fd, rows.tobytes(), y * self.width)
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0`` to ``y1`` of the raster as a uint8 array."""
         y0, y1 = max(0, y0), min(self.height, y1)
         n = (y1 - y0) * self.width
         buf = os.pread(self._fd, n, y0 * self.width)

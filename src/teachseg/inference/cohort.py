@@ -131,10 +131,12 @@ class CohortTables:
         self.failures: list[Failure] = []
 
     def add(self, name: str, summary: dict[str, Any]) -> None:
+        """Add the row of a predicted slide and rewrite ``cohort.csv``."""
         self.rows.append(cohort_row(name, summary))
         write_text(self.out_dir / COHORT_CSV, _csv_text(COHORT_COLUMNS, self.rows))
 
     def fail(self, failure: Failure) -> None:
+        """Record an input that could not be predicted and rewrite ``failures.csv``."""
         self.failures.append(failure)
         rows = [{"slide": f.slide, "error": f.error, "fix": f.fix} for f in self.failures]
         write_text(self.out_dir / FAILURES_CSV, _csv_text(FAILURE_COLUMNS, rows))

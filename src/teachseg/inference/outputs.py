@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from teachseg.errors import DataError
-from teachseg.io import read_json
+from teachseg.runfiles import NewerSchemaError, PredictSummary, RunFileError
 from teachseg.wsi.readers import SUPPORTED_SUFFIXES
 
 #: The endings of the per-input image outputs (never read back as inputs).
@@ -66,15 +66,21 @@ def output_names(inputs: list[Path]) -> list[str]:
 
 
 def is_complete(out_dir: Path, name: str) -> bool:
-    """True when ``NAME_summary.json`` (written last) exists and every output it lists is present."""
-    summary = out_dir / f"{name}_summary.json"
-    if not summary.is_file():
+    """True when ``NAME_summary.json`` (written last) reads and every output it lists is present.
+
+    A damaged summary means the input is predicted again; one from a newer teachseg is refused
+    (:class:`~teachseg.runfiles.NewerSchemaError`) rather than overwritten.
+    """
+    path = out_dir / f"{name}_summary.json"
+    if not path.is_file():
         return False
     try:
-        outputs = read_json(summary).get("outputs", {})
-    except (OSError, ValueError):
+        summary = PredictSummary.read(path)
+    except NewerSchemaError:
+        raise
+    except RunFileError:
         return False
-    return all((out_dir / f).is_file() for f in outputs.values())
+    return all((out_dir / f).is_file() for f in summary.outputs.values())
 
 
 def remove_stale_work(out_dir: Path, name: str) -> list[Path]:

@@ -23,6 +23,7 @@ from teachseg.inference.progress import PredictProgress
 from teachseg.inference.quantise import to_uint8
 from teachseg.inference.sliding import SlidingWindowInferer
 from teachseg.io import write_png
+from teachseg.runfiles import PredictSummary
 from teachseg.wsi.polygons import Vectorised, vectorise_mask
 from teachseg.wsi.readers import ArrayReader, SlideReader
 from teachseg.wsi.resolution import ResampledReader, plan_resolution
@@ -57,7 +58,7 @@ def predict_slide(
     out_dir: Path,
     ro: ResolvedOptions,
     progress: PredictProgress,
-) -> dict[str, Any]:
+) -> PredictSummary:
     """Predict a slide (or large image) into ``NAME_prob.tif``, ``NAME.geojson`` and ``NAME_overlay.png``."""
     from scipy import ndimage as ndi
 
@@ -155,7 +156,7 @@ def predict_slide(
         summary["warnings"] = [warning]
     if summary["no_tissue"]:
         summary["note"] = "no tissue detected: nothing was predicted and the GeoJSON is empty"
-    return summary
+    return PredictSummary(**summary)
 
 
 def _polygon_accounting(
@@ -198,7 +199,7 @@ def predict_image(
     out_dir: Path,
     ro: ResolvedOptions,
     progress: PredictProgress,
-) -> dict[str, Any]:
+) -> PredictSummary:
     """Predict an ordinary image into ``NAME_mask.png``, ``NAME_prob.png`` and ``NAME_overlay.png``."""
     w, h = reader.dimensions
     image = reader.read(0, 0, 0, w, h)
@@ -239,4 +240,4 @@ def predict_image(
         tumour_area_mm2=round(float(mask.sum()) * reader.mpp**2 / 1e6, 6) if reader.mpp else None,
         outputs=files,
     )
-    return summary
+    return PredictSummary(**summary)

@@ -16,6 +16,7 @@ BACKENDS = ("torch", "onnx")
 
 
 def resolve_device(device: str = "auto") -> str:
+    """``auto`` becomes ``cuda`` when a GPU is available, else ``cpu``; other names pass through."""
     import torch
 
     if device == "auto":

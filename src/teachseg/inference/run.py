@@ -21,7 +21,8 @@ from teachseg.inference.pipelines import predict_image, predict_slide
 from teachseg.inference.predictor import Predictor
 from teachseg.inference.progress import NoProgress, PredictProgress
 from teachseg.inference.sliding import SlidingWindowInferer, TilePredictor, gaussian_blender
-from teachseg.io import disk_full_error, is_disk_full, read_json, write_json
+from teachseg.io import disk_full_error, is_disk_full
+from teachseg.runfiles import PredictSummary
 from teachseg.wsi.readers import open_slide
 
 #: Single-level images no larger than this (either side) get ordinary PNG outputs.
@@ -42,7 +43,8 @@ def predict_input(
     ro: ResolvedOptions,
     progress: PredictProgress | None = None,
 ) -> dict[str, Any]:
-    """Predict one slide or image and write its outputs (the summary last); returns the summary."""
+    """Predict one slide or image and write its outputs (the summary last); returns the summary's data
+    (as written to ``NAME_summary.json``, a :class:`~teachseg.runfiles.PredictSummary`)."""
     progress = progress or NoProgress()
     start = time.perf_counter()
     with open_slide(path) as reader:
@@ -57,9 +59,9 @@ def predict_input(
             if is_disk_full(exc):
                 raise disk_full_error(out_dir, f"predicting {name} into this folder") from exc
             raise
-    summary["seconds"] = round(time.perf_counter() - start, 3)
-    write_json(out_dir / f"{name}_summary.json", summary)
-    return summary
+    summary.seconds = round(time.perf_counter() - start, 3)
+    summary.write(out_dir / f"{name}_summary.json")
+    return summary.to_data()
 
 
 def load_predictor(
@@ -157,7 +159,7 @@ def predict_paths(
         if ro.resume and is_complete(out_dir, name):
             if log:
                 log(f"{name}: complete, skipped (--resume)")
-            summary = read_json(out_dir / f"{name}_summary.json")
+            summary = PredictSummary.read(out_dir / f"{name}_summary.json").to_data()
             summaries.append(summary)
             tables.add(name, summary)
             continue

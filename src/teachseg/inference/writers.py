@@ -172,6 +172,7 @@ def geojson_features(
 
 
 def write_geojson(path: str | Path, collection: dict) -> Path:
+    """Write a GeoJSON FeatureCollection compactly in UTF-8 (as QuPath exports), atomically."""
     # UTF-8 with the micro sign as it is, as QuPath writes its own exports
     return write_text(path, json.dumps(collection, separators=(",", ":"), ensure_ascii=False) + "\n")
 
@@ -198,6 +199,7 @@ def overlay(
 
 
 def resize_to(array: np.ndarray, width: int, height: int, nearest: bool = False) -> np.ndarray:
+    """``array`` resized to ``width`` x ``height`` (bilinear, or nearest for masks); as is at that size."""
     from PIL import Image
 
     if array.shape[1] == width and array.shape[0] == height:
@@ -209,4 +211,5 @@ def resize_to(array: np.ndarray, width: int, height: int, nearest: bool = False)
 
 
 def write_overlay(path: str | Path, rgb: np.ndarray, mask: np.ndarray) -> Path:
+    """Write ``rgb`` with ``mask`` drawn over it as a PNG."""
     return write_png(path, overlay(rgb, mask))

@@ -199,6 +199,8 @@ def curves_figure(series: Sequence[tuple[str, Sequence[dict[str, Any]]]], title:
 
 @dataclass
 class PseudoExample:
+    """One pseudo-label to show: its label, the soft map and (if found) the source image."""
+
     label: str
     soft: np.ndarray  # uint8 soft pseudo-label
     image: np.ndarray | None

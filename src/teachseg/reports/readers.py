@@ -10,9 +10,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+from teachseg.runfiles import NewerSchemaError, RunFile, RunFileError
+
+F = TypeVar("F", bound=RunFile)
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Warnings:
     messages: list[str] = field(default_factory=list)
 
     def add(self, path: Path, problem: str) -> None:
+        """Record ``problem`` with ``path`` (once)."""
         msg = f"{path}: {problem}"
         if msg not in self.messages:
             self.messages.append(msg)
@@ -47,6 +52,21 @@ def read_json(path: Path, warn: Warnings, *, required: bool = True) -> Any:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         warn.add(path, f"corrupt JSON, skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
         return None
+
+
+def read_run_file(model: type[F], path: Path, warn: Warnings, *, required: bool = True) -> F | None:
+    """A typed run file (:mod:`teachseg.runfiles`), or None (with a warning naming the file, and the field
+    that does not match) when missing, corrupt, or written by a newer teachseg."""
+    data = read_json(path, warn, required=required)
+    if data is None:
+        return None
+    try:
+        return model.from_data(data, path=path)
+    except NewerSchemaError as exc:
+        warn.add(path, f"{exc.message}: skipped; {exc.fix}")
+    except RunFileError as exc:
+        warn.add(path, f"{exc.message}, skipped")
+    return None
 
 
 def read_yaml(path: Path, warn: Warnings, *, required: bool = True) -> dict[str, Any] | None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from teachseg.errors import DataError
-from teachseg.reports.readers import Warnings, read_csv, read_json, read_yaml
+from teachseg.reports.readers import Warnings, read_csv, read_json, read_run_file, read_yaml
+from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 
 RunKind = Literal["experiment", "selftrain", "train"]
 
@@ -34,21 +35,22 @@ class TrainRun:
     config: dict[str, Any] | None = None
     split: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] | None = None
+    summary: TrainSummary | None = None
     per_image: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pred_index: dict[str, str] = field(default_factory=dict)
-    fallback: dict[str, Any] = field(default_factory=dict)  # e.g. the lineage.json entry of a generation
+    fallback: GenerationEntry | None = None  # the lineage.json entry of a generation
 
     @property
     def name(self) -> str:
         return self.path.name
 
     def get(self, key: str) -> Any:
-        """A summary value, falling back to the lineage entry, then to the metrics at the best epoch."""
-        if self.summary and self.summary.get(key) is not None:
-            return self.summary[key]
-        if self.fallback.get(key) is not None:
-            return self.fallback[key]
+        """A summary value, falling back to the lineage entry, then to the metrics at the best epoch (a run
+        killed before ``summary.json`` was written), then to the config."""
+        for source in (self.summary, self.fallback):
+            value = getattr(source, key, None) if source is not None else None
+            if value is not None:
+                return value
         best = self.best_metrics_row()
         if best is not None and key in {"train_loss", "val_loss", "val_dice", "val_jaccard"}:
             return best.get(key)
@@ -63,6 +65,7 @@ class TrainRun:
         return None
 
     def best_metrics_row(self) -> dict[str, Any] | None:
+        """The ``metrics.csv`` row of the epoch with the best (finite) validation Dice."""
         rows = [
             r for r in self.metrics if isinstance(r.get("val_dice"), float) and not math.isnan(r["val_dice"])
         ]
@@ -78,6 +81,7 @@ class TrainRun:
         return None
 
     def pred_files(self, split: str, image_id: str) -> tuple[Path, Path] | None:
+        """The probability and ground-truth PNGs the run saved for ``image_id`` in ``split``, if any."""
         key = self.pred_index.get(image_id)
         if key is None:
             return None
@@ -87,6 +91,8 @@ class TrainRun:
 
 @dataclass
 class PseudoSet:
+    """The pseudo-labels of one generation: their folder and ``manifest.json``."""
+
     generation: int
     path: Path
     manifest: dict[str, Any] | None
@@ -94,12 +100,14 @@ class PseudoSet:
 
 @dataclass
 class SelfTrainRun:
+    """One self-training run folder: its generations (``gen0`` is the Teacher), lineage and pseudo-labels."""
+
     path: Path
     config: dict[str, Any] | None = None
     split: dict[str, Any] | None = None
     generations: dict[int, TrainRun] = field(default_factory=dict)
-    lineage: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None
+    lineage: Lineage | None = None
+    summary: SelftrainSummary | None = None
     pseudo: dict[int, PseudoSet] = field(default_factory=dict)
 
     @property
@@ -108,12 +116,15 @@ class SelfTrainRun:
 
     @property
     def teacher(self) -> TrainRun | None:
+        """Generation 0 (the Teacher), when its folder was found."""
         return self.generations.get(0)
 
     def final_generation(self) -> int | None:
-        for src in (self.lineage, self.summary):
-            if src and isinstance(src.get("final_generation"), int):
-                return int(src["final_generation"])
+        """The generation of the final model, as ``lineage.json`` (else ``summary.json``) records it."""
+        if self.lineage is not None and "final_generation" in self.lineage.model_fields_set:
+            return self.lineage.final_generation
+        if self.summary is not None:
+            return self.summary.final_generation
         return None
 
     def student(self) -> tuple[TrainRun | None, str]:
@@ -139,6 +150,8 @@ class SelfTrainRun:
 
 @dataclass
 class ExperimentEntry:
+    """One run of an experiment as ``experiment.json`` lists it, with the run loaded (None when missing)."""
+
     arch: str
     student_arch: str | None
     seed: int | None
@@ -151,6 +164,8 @@ class ExperimentEntry:
 
 @dataclass
 class Experiment:
+    """An experiment folder: ``experiment.json``, its config and its runs."""
+
     path: Path
     meta: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
@@ -211,6 +226,7 @@ def detect_kind(path: Path) -> RunKind:
 
 
 def load_train_run(path: Path, warn: Warnings) -> TrainRun:
+    """Load a training run folder, with a warning for every file missing or damaged."""
     run = TrainRun(path=path)
     if not path.is_dir():
         warn.add(path, "run folder missing")
@@ -219,11 +235,10 @@ def load_train_run(path: Path, warn: Warnings) -> TrainRun:
     run.split = read_json(path / "split.json", warn, required=False)
     run.metrics = read_csv(path / "metrics.csv", warn, METRIC_COLUMNS)
     run.metrics.sort(key=lambda r: r["epoch"])
-    summary = read_json(path / "summary.json", warn)
-    run.summary = summary if isinstance(summary, dict) else None
-    if summary is not None and run.summary is None:
-        warn.add(path / "summary.json", "not a JSON object, skipped")
-    has_test = (path / "test_per_image.csv").exists() or (run.summary or {}).get("test_dice") is not None
+    run.summary = read_run_file(TrainSummary, path / TrainSummary.FILE, warn)
+    has_test = (path / "test_per_image.csv").exists() or (
+        run.summary is not None and run.summary.test_dice is not None
+    )
     for split in ("val", "test"):
         rows = read_csv(
             path / f"{split}_per_image.csv", warn, PER_IMAGE_COLUMNS, required=split == "val" or has_test
@@ -237,27 +252,24 @@ def load_train_run(path: Path, warn: Warnings) -> TrainRun:
 
 
 def load_selftrain_run(path: Path, warn: Warnings) -> SelfTrainRun:
+    """Load a self-training run folder and its generations, warning for every file missing or damaged."""
     run = SelfTrainRun(path=path)
     if not path.is_dir():
         warn.add(path, "self-training run folder missing")
         return run
     run.config = read_yaml(path / "config.yaml", warn)
     run.split = read_json(path / "split.json", warn)
-    lineage = read_json(path / "lineage.json", warn)
-    run.lineage = lineage if isinstance(lineage, dict) else None
-    summary = read_json(path / "summary.json", warn)
-    run.summary = summary if isinstance(summary, dict) else None
+    run.lineage = read_run_file(Lineage, path / Lineage.FILE, warn)
+    run.summary = read_run_file(SelftrainSummary, path / SelftrainSummary.FILE, warn)
     dirs = _gen_dirs(path)
-    entries: dict[int, dict[str, Any]] = {}
-    for gen in (run.lineage or {}).get("generations") or []:
-        if isinstance(gen, dict) and isinstance(gen.get("generation"), int):
-            entries[int(gen["generation"])] = gen
-            d = path / str(gen.get("run_dir") or f"gen{gen['generation']}")
-            dirs.setdefault(int(gen["generation"]), d)
+    entries: dict[int, GenerationEntry] = {}
+    for gen in run.lineage.generations if run.lineage is not None else []:
+        entries[gen.generation] = gen
+        dirs.setdefault(gen.generation, path / (gen.run_dir or f"gen{gen.generation}"))
     if 0 not in dirs:
         warn.add(path / "gen0", "teacher run folder missing")
     for g, d in sorted(dirs.items()):
-        entry = entries.get(g, {})
+        entry = entries.get(g)
         if g == 0 and d.is_dir() and not _is_train(d) and (d / "config.json").is_file():
             # `selftrain.teacher_model`: generation 0 is an existing model folder, not a run of its own.
             warn.add(
@@ -284,6 +296,7 @@ def load_selftrain_run(path: Path, warn: Warnings) -> SelfTrainRun:
 
 
 def load_experiment(path: Path, warn: Warnings) -> Experiment:
+    """Load an experiment folder and every run it lists (or, without a list, the run folders beside it)."""
     exp = Experiment(path=path)
     meta = read_json(path / "experiment.json", warn)
     exp.meta = meta if isinstance(meta, dict) else None

@@ -20,6 +20,8 @@ N_BOOTSTRAP = 5000
 
 @dataclass(frozen=True)
 class Summary:
+    """Mean, standard deviation and confidence interval of a sample of scores."""
+
     n: int
     mean: float
     sd: float

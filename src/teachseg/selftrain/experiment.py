@@ -23,6 +23,7 @@ from typing import Any
 from teachseg.config import Config
 from teachseg.errors import ConfigError, TeachsegError
 from teachseg.io import read_json, write_json, write_text
+from teachseg.runfiles import Lineage, NewerSchemaError, RunFileError, SelftrainSummary
 from teachseg.selftrain.methods import run_method
 from teachseg.training.identity import config_drift, config_hash, describe_changes, record_config
 
@@ -148,7 +149,7 @@ def run_experiment(
     write_json(path, state)
     for i, run in enumerate(state["runs"], 1):
         rdir = exp_dir / run["dir"]
-        if (rdir / "summary.json").is_file() and (rdir / "lineage.json").is_file():
+        if finished(rdir):
             say(f"[dim]run {i}/{len(runs)} {run['dir']}: finished earlier, reused[/]")
             run["status"] = "done"
             continue
@@ -169,6 +170,21 @@ def run_experiment(
     state["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json(path, state)
     return state
+
+
+def finished(run_dir: Path) -> bool:
+    """Whether the self-training run in ``run_dir`` ended: its ``summary.json`` and ``lineage.json`` read.
+
+    A damaged file means the run is resumed (which rewrites it); one from a newer teachseg is refused.
+    """
+    try:
+        SelftrainSummary.read(run_dir / SelftrainSummary.FILE)
+        Lineage.read(run_dir / Lineage.FILE)
+    except NewerSchemaError:
+        raise
+    except RunFileError:
+        return False
+    return True
 
 
 def _has_unlabelled_folder(cfg: Config) -> bool:

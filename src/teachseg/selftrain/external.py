@@ -16,8 +16,8 @@ from typing import Any
 from teachseg.config import Config
 from teachseg.data.datasets import Record
 from teachseg.errors import DataError, ModelError
-from teachseg.io import read_json, write_json
 from teachseg.models import META_FILE, ModelMeta
+from teachseg.runfiles import TrainSummary
 from teachseg.training.identity import file_sha256, mask_key
 
 
@@ -82,7 +82,8 @@ def rescore_teacher(
 ) -> dict[str, Any]:
     """Score the Teacher in ``folder`` on this run's validation and test images; write ``out_dir``.
 
-    Reuses ``out_dir/summary.json`` when it was written for the same weights (a resumed run).
+    Reuses ``out_dir/summary.json`` when it was written for the same weights (a resumed run). Returns the
+    data of the :class:`~teachseg.runfiles.TrainSummary` written there.
     """
     import torch
 
@@ -98,9 +99,9 @@ def rescore_teacher(
     weights_sha = file_sha256(folder / "model.safetensors")
     summary_path = out_dir / "summary.json"
     if summary_path.is_file():
-        done = read_json(summary_path)
-        if isinstance(done, dict) and done.get("teacher_sha256") == weights_sha:
-            return done
+        done = TrainSummary.read(summary_path)
+        if done.teacher_sha256 == weights_sha:
+            return done.to_data()
     out_dir.mkdir(parents=True, exist_ok=True)
     on_gpu = cfg.train.accelerator not in ("cpu",) and torch.cuda.is_available()
     model, meta = load_model_folder(folder, map_location="cuda" if on_gpu else "cpu")
@@ -118,35 +119,36 @@ def rescore_teacher(
     write_per_image_csv(out_dir / "val_per_image.csv", val_rows)
     val_stats = summarise_rows(val_rows)
     own = meta.summary
-    summary: dict[str, Any] = {
-        "arch": meta.arch,
-        "encoder": meta.encoder,
-        "seed": own.get("seed"),
-        "epochs": own.get("epochs"),
-        "best_epoch": own.get("best_epoch"),
-        "train_loss": own.get("train_loss"),
-        "val_dice": val_stats["dice"],
-        "val_jaccard": val_stats["jaccard"],
-        "val": val_stats,
-        "test_dice": None,
-        "test_jaccard": None,
-        "n_val": len(val),
-        "n_test": len(test),
-        "image_size": meta.image_size,
-        "precision": precision,
-        "scoring": {"tta": False, "precision": precision, "resize": "probabilities"},
-        "external_model": str(folder),
-        "teacher_sha256": weights_sha,
-        "own_val_dice": own.get("val_dice"),
-        "scored_on": "this run's validation and test images (the teacher's own val_dice is own_val_dice)",
-    }
+    scored: dict[str, Any] = dict(
+        arch=meta.arch,
+        encoder=meta.encoder,
+        seed=own.get("seed"),
+        epochs=own.get("epochs"),
+        best_epoch=own.get("best_epoch"),
+        train_loss=own.get("train_loss"),
+        val_dice=val_stats["dice"],
+        val_jaccard=val_stats["jaccard"],
+        val=val_stats,
+        test_dice=None,
+        test_jaccard=None,
+        n_val=len(val),
+        n_test=len(test),
+        image_size=meta.image_size,
+        precision=precision,
+        scoring={"tta": False, "precision": precision, "resize": "probabilities"},
+        external_model=str(folder),
+        teacher_sha256=weights_sha,
+        own_val_dice=own.get("val_dice"),
+        scored_on="this run's validation and test images (the teacher's own val_dice is own_val_dice)",
+    )
     if test:
         test_rows = evaluate_records(
             model, meta, test, mat, pred_dir=out_dir / "pred" / "test", **same_as_students
         )
         write_per_image_csv(out_dir / "test_per_image.csv", test_rows)
         test_stats = summarise_rows(test_rows)
-        summary.update(test=test_stats, test_dice=test_stats["dice"], test_jaccard=test_stats["jaccard"])
+        scored.update(test=test_stats, test_dice=test_stats["dice"], test_jaccard=test_stats["jaccard"])
     write_pred_index(out_dir / "pred", [r.id for r in (*val, *test)])
-    write_json(summary_path, summary)
-    return summary
+    summary = TrainSummary(**scored)
+    summary.write(summary_path)
+    return summary.to_data()

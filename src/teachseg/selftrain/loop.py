@@ -23,8 +23,9 @@ from teachseg.data.datasets import Record
 from teachseg.data.imageio import read_image
 from teachseg.data.masks import read_mask
 from teachseg.errors import DataError, ModelError
-from teachseg.io import read_json, remove_stale_temporaries, write_json
+from teachseg.io import remove_stale_temporaries
 from teachseg.models import ModelMeta, check_model_folder, load_model_folder
+from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 from teachseg.selftrain.external import check_teacher_data, rescore_teacher
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records, sha256_file
 from teachseg.training.fit import is_child_rank, train_model
@@ -67,34 +68,12 @@ def check_teacher_folder(folder: Path, image_size: int) -> ModelMeta:
     return meta
 
 
-def _entry(generation: int, role: str, summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
-    keys = (
-        "arch",
-        "encoder",
-        "seed",
-        "train_loss",
-        "val_dice",
-        "val_jaccard",
-        "test_dice",
-        "test_jaccard",
-        "best_epoch",
-    )
-    return {
-        "generation": generation,
-        "role": role,
-        **{k: summary.get(k) for k in keys},
-        "wall_seconds": summary.get("wall_seconds"),
-        "run_dir": run_dir,
-    }
-
-
-def val_dice(summary: dict[str, Any]) -> float:
+def val_dice(summary: TrainSummary) -> float:
     """The validation Dice a replacement decision compares: per-image, at native size, on this run's
-    validation images (``summary["val"]["dice"]``, the number the report and per-image CSV show)."""
-    val = summary.get("val")
-    if isinstance(val, dict) and val.get("dice") is not None:
-        return float(val["dice"])
-    return float(summary["val_dice"])
+    validation images (``summary.val.dice``, the number the report and per-image CSV show)."""
+    if summary.val is not None and summary.val.dice is not None:
+        return float(summary.val.dice)
+    return float("nan") if summary.val_dice is None else float(summary.val_dice)
 
 
 def pseudo_quality(
@@ -139,17 +118,17 @@ def run_selftrain(
     unlabelled, bad = check_unlabelled(data.unlabelled, st.skip_bad)
     withheld = {r.id: r for r in data._records(split.label_dropped)} if split.label_dropped else {}
     started = time.perf_counter()
-    lineage: dict[str, Any] = {
-        "generations": [],
-        "final_generation": 0,
-        "skipped_bad": bad,
-        "method": "teacher_student",
-    }
-    # unlabelled images of a validation/test group (slide, patient, same picture): never pseudo-labelled
-    lineage["unlabelled_excluded"] = len(split.unlabelled_excluded)
+    lineage = Lineage(
+        generations=[],
+        final_generation=0,
+        skipped_bad=bad,
+        # unlabelled images of a validation/test group (slide, patient, same picture): never pseudo-labelled
+        unlabelled_excluded=len(split.unlabelled_excluded),
+        method="teacher_student",
+    )
 
     def save_lineage() -> None:
-        write_json(run_dir / LINEAGE, lineage)
+        lineage.write(run_dir / LINEAGE)
 
     # Generation 0: the Teacher.
     if st.teacher_model is not None:
@@ -160,26 +139,28 @@ def run_selftrain(
             f"[bold]generation 0[/]: scoring the teacher in {teacher_model_dir} on this run's validation images"
         )
         # Its own val_dice is from another validation set: only a score on this run's is comparable.
-        teacher: dict[str, Any] | None = rescore_teacher(
+        teacher_data: dict[str, Any] | None = rescore_teacher(
             cfg, teacher_model_dir, run_dir / "gen0", data.val, data.test
         )
         teacher_dir_name = str(teacher_model_dir)
     else:
         spec = ModelSpec.teacher(cfg)
         say(f"[bold]generation 0[/]: training the Teacher ({spec.name}) on {len(data.train)} labelled images")
-        teacher = train_model(
+        teacher_data = train_model(
             cfg, run_dir / "gen0", data.train, data.val, data.test, spec=spec, resume=resume, console=console
         )
         teacher_model_dir = run_dir / "gen0" / "model"
         teacher_dir_name = "gen0"
-    if teacher is None:  # DDP child process
+    if teacher_data is None:  # DDP child process
         return {}
+    teacher = TrainSummary.from_data(teacher_data, path=run_dir / "gen0" / "summary.json")
     first_teacher = teacher  # summary.json's `teacher` is generation 0, whatever replaced it later
-    lineage["generations"].append(
-        {**_entry(0, "teacher", teacher, teacher_dir_name), "pseudo": None, "decision": "initial teacher"}
+    lineage.generations.append(
+        GenerationEntry.of(0, "teacher", teacher, teacher_dir_name, pseudo=None, decision="initial teacher")
     )
     save_lineage()
-    teacher_gen, best_student, stopped = 0, None, ""
+    teacher_gen, stopped = 0, ""
+    best_student: TrainSummary | None = None
 
     if not unlabelled:
         stopped = "no unlabelled images: stopped after the Teacher"
@@ -227,7 +208,7 @@ def run_selftrain(
         say(
             f"generation {g}: training the Student ({student_spec.name}) on {len(data.train)} labelled + {len(unlabelled)} pseudo-labelled images"
         )
-        student = train_model(
+        student_data = train_model(
             gen_cfg,
             run_dir / f"gen{g}",
             train_records,
@@ -241,8 +222,9 @@ def run_selftrain(
             console=console,
             extra_summary={"generation": g, "teacher": f"gen{teacher_gen}"},
         )
-        if student is None:
+        if student_data is None:
             return {}
+        student = TrainSummary.from_data(student_data, path=run_dir / f"gen{g}" / "summary.json")
         gain = val_dice(student) - val_dice(teacher)
         accepted = gain > st.min_delta
         decision = (
@@ -251,21 +233,24 @@ def run_selftrain(
             else f"rejected: student {gain:+.4f} val Dice vs teacher gen{teacher_gen} (needs > {st.min_delta:+.4f})"
         )
         say(f"generation {g}: {decision}")
-        lineage["generations"].append(
-            {
-                **_entry(g, "student", student, f"gen{g}"),
-                "pseudo": pstats,
-                "decision": decision,
-                "accepted": accepted,
-                "gain": gain,
-            }
+        lineage.generations.append(
+            GenerationEntry.of(
+                g,
+                "student",
+                student,
+                f"gen{g}",
+                pseudo=pstats,
+                decision=decision,
+                accepted=accepted,
+                gain=gain,
+            )
         )
         if best_student is None or val_dice(student) > val_dice(best_student):
-            best_student = {**student, "generation": g}
+            best_student = student.model_copy(update={"generation": g})
         if accepted:
             teacher, teacher_gen, no_gain = student, g, 0
             teacher_model_dir = run_dir / f"gen{g}" / "model"
-            lineage["final_generation"] = g
+            lineage.final_generation = g
         else:
             no_gain += 1
         save_lineage()
@@ -277,25 +262,22 @@ def run_selftrain(
             stopped = f"reached max_generations={st.max_generations}"
 
     final_dir = teacher_model_dir if st.teacher_model is None or teacher_gen else Path(st.teacher_model)
-    lineage["stopped_because"] = stopped
+    lineage.stopped_because = stopped
     save_lineage()
-    gen0 = (
-        read_json(run_dir / "gen0" / "summary.json")
-        if (run_dir / "gen0" / "summary.json").is_file()
-        else first_teacher
-    )
-    summary = {
-        "final_model": str(final_dir.relative_to(run_dir))
+    gen0_path = run_dir / "gen0" / "summary.json"
+    gen0 = TrainSummary.read(gen0_path) if gen0_path.is_file() else first_teacher
+    summary = SelftrainSummary(
+        final_model=str(final_dir.relative_to(run_dir))
         if final_dir.is_relative_to(run_dir)
         else str(final_dir),
-        "final_generation": teacher_gen,
-        "teacher": gen0,
-        "best_student": best_student,
-        "stopped_because": stopped,
-        "n_labelled": len(data.train),
-        "n_unlabelled": len(unlabelled),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "method": "teacher_student",
-    }
-    write_json(run_dir / "summary.json", summary)
-    return summary
+        final_generation=teacher_gen,
+        teacher=gen0,
+        best_student=best_student,
+        stopped_because=stopped,
+        n_labelled=len(data.train),
+        n_unlabelled=len(unlabelled),
+        wall_seconds=round(time.perf_counter() - started, 2),
+        method="teacher_student",
+    )
+    summary.write(run_dir / "summary.json")
+    return summary.to_data()

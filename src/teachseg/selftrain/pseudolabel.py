@@ -30,6 +30,7 @@ MANIFEST = "manifest.json"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks (hex digest)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

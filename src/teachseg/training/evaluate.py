@@ -106,6 +106,7 @@ def evaluate_records(
 
 
 def write_per_image_csv(path: Path, rows: Sequence[dict[str, object]]) -> None:
+    """Write the per-image scores (``PER_IMAGE_COLUMNS``) as a CSV, atomically."""
     import io
 
     buf = io.StringIO()
@@ -117,10 +118,12 @@ def write_per_image_csv(path: Path, rows: Sequence[dict[str, object]]) -> None:
 
 
 def summarise_rows(rows: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Per-image means, pooled and per-class scores of evaluated rows (``teachseg.metrics.summarise``)."""
     scores = [r["_scores"] for r in rows]
     classes = [str(r["class"]) or None for r in rows]
     return summarise(scores, classes)  # type: ignore[arg-type]
 
 
 def write_pred_index(pred_root: Path, ids: Sequence[str]) -> None:
+    """Write ``pred/index.json``: each image id and the file-name key of its PNGs."""
     write_json(pred_root / "index.json", {i: safe_key(i) for i in ids})

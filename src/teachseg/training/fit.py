@@ -30,8 +30,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from teachseg.config import Config
 from teachseg.data.datasets import Record
-from teachseg.io import atomic_path, read_json, remove_stale_temporaries, write_json, write_text
+from teachseg.io import atomic_path, remove_stale_temporaries, write_text
 from teachseg.precision import lightning_name, resolve
+from teachseg.runfiles import TrainSummary
 from teachseg.training import steps
 from teachseg.training.module import SegmentationModule
 from teachseg.training.spec import ModelSpec
@@ -43,6 +44,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints go to a temporary file and are renamed into place: a kill never leaves a torn file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        """Save to a temporary file, then rename it to ``path``."""
         with atomic_path(Path(path), suffix=".ckpt") as tmp:
             torch.save(checkpoint, tmp)
 
@@ -164,7 +166,8 @@ def train_model(
     it on validation Dice, export it to ``run_dir/model`` and score it.
 
     ``epochs`` defaults to ``cfg.train.epochs``; ``init_state`` replaces the built model's initial weights
-    (a Student initialised from its Teacher). Returns the summary (also written to ``run_dir/summary.json``),
+    (a Student initialised from its Teacher). Returns the summary (the data of the
+    :class:`~teachseg.runfiles.TrainSummary` written to ``run_dir/summary.json``),
     or None in DDP child processes. With ``resume`` a finished run is returned as is and an interrupted one
     continues from ``last.ckpt``.
     """
@@ -173,7 +176,7 @@ def train_model(
     if resume and not is_child_rank():
         remove_stale_temporaries(run_dir, recursive=True)  # what a killed run was writing (checkpoints ...)
     if resume and summary_path.is_file():
-        return read_json(summary_path)
+        return TrainSummary.read(summary_path).to_data()
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = spec.build()
@@ -235,36 +238,36 @@ def fit_select_export(
     history = module.history
     write_metrics_csv(run_dir / "metrics.csv", history)
     precision = str(resolve(cfg.train.precision, cfg.train.accelerator))
-    summary: dict[str, Any] = {
-        "arch": spec.arch,
-        "encoder": spec.encoder,
-        "encoder_weights": spec.encoder_weights,
-        "seed": cfg.seed,
-        "epochs": epochs,
-        "best_epoch": int(best_row["epoch"]),
-        "train_loss": best_row["train_loss"],
-        "val_loss": best_row["val_loss"],
-        "val_dice": best_row["val_dice"],
-        "val_jaccard": best_row["val_jaccard"],
-        "final_train_loss": history[-1]["train_loss"],
-        "n_train": sum(not r.is_pseudo for r in train_records),
-        "n_pseudo": sum(r.is_pseudo for r in train_records),
-        "n_val": len(val_records),
-        "n_test": len(test_records),
-        "image_size": cfg.data.image_size,
-        "precision": precision,
-        "wall_seconds": round(wall, 2),
-        "images_per_second": round(recorder.images_seen / recorder.train_seconds, 2)
+    trained: dict[str, Any] = dict(
+        arch=spec.arch,
+        encoder=spec.encoder,
+        encoder_weights=spec.encoder_weights,
+        seed=cfg.seed,
+        epochs=epochs,
+        best_epoch=int(best_row["epoch"]),
+        train_loss=best_row["train_loss"],
+        val_loss=best_row["val_loss"],
+        val_dice=best_row["val_dice"],
+        val_jaccard=best_row["val_jaccard"],
+        final_train_loss=history[-1]["train_loss"],
+        n_train=sum(not r.is_pseudo for r in train_records),
+        n_pseudo=sum(r.is_pseudo for r in train_records),
+        n_val=len(val_records),
+        n_test=len(test_records),
+        image_size=cfg.data.image_size,
+        precision=precision,
+        wall_seconds=round(wall, 2),
+        images_per_second=round(recorder.images_seen / recorder.train_seconds, 2)
         if recorder.train_seconds
         else None,
-        "model_dir": "model",
-        **(extra_summary or {}),
-    }
-    meta = steps.export_model(cfg, spec, model, run_dir / "model", summary, train_records, val_records)
+        model_dir="model",
+    )
+    trained |= extra_summary or {}
+    meta = steps.export_model(cfg, spec, model, run_dir / "model", trained, train_records, val_records)
 
     # Native-resolution evaluation of the selected model (per-image metrics and predictions for the report).
     model.to(module.device if module.device.type != "meta" else torch.device("cpu"))
-    summary |= steps.evaluate_run(
+    trained |= steps.evaluate_run(
         cfg,
         model,
         meta,
@@ -272,7 +275,8 @@ def fit_select_export(
         val_records,
         test_records,
         precision=precision,
-        selected_val_dice=summary["val_dice"],
+        selected_val_dice=trained["val_dice"],
     )
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    summary = TrainSummary(**trained)
+    summary.write(run_dir / "summary.json")
+    return summary.to_data()

@@ -27,6 +27,8 @@ _FIX = (
 
 @dataclass(frozen=True)
 class Level:
+    """One pyramid level: its index, size in pixels and downsample from level 0."""
+
     index: int
     width: int
     height: int
@@ -50,6 +52,7 @@ class SlideReader:
         return self.levels[0].width, self.levels[0].height
 
     def level_mpp(self, level: int) -> float | None:
+        """Microns per pixel at ``level`` (None when the slide records no resolution)."""
         return None if self.mpp is None else self.mpp * self.levels[level].downsample
 
     def _read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -138,6 +141,8 @@ def _parse_mpp(value: object) -> float | None:
 
 
 class OpenSlideReader(SlideReader):
+    """Slide reader backed by OpenSlide (SVS, NDPI, MRXS, ...)."""
+
     backend = "openslide"
 
     def __init__(self, path: Path):
@@ -162,6 +167,8 @@ class OpenSlideReader(SlideReader):
 
 
 class TiffSlideReader(SlideReader):
+    """Slide reader backed by tiffslide (pure Python: TIFF and SVS without the OpenSlide library)."""
+
     backend = "tiffslide"
 
     def __init__(self, path: Path):

@@ -55,6 +55,7 @@ class Resolution:
     source: str
 
     def resampled(self, reader: SlideReader) -> bool:
+        """Whether the plan resamples the chosen level (its downsample differs from the level's own)."""
         return not math.isclose(self.downsample, reader.levels[self.level].downsample, rel_tol=1e-9)
 
 
@@ -118,6 +119,7 @@ class ResampledReader(SlideReader):
         self.scale = downsample / base.levels[level].downsample
 
     def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """Read a region in resampled-level coordinates (from the source level, resized)."""
         from PIL import Image
 
         s = self.scale

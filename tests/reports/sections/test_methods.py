@@ -12,6 +12,7 @@ from teachseg.reports.readers import Warnings
 from teachseg.reports.runs import ExperimentEntry, SelfTrainRun, TrainRun
 from teachseg.reports.sections.methods import best_on_validation, collect, methods_section
 from teachseg.reports.tables.model import PlusMinus
+from teachseg.runfiles import SelftrainSummary, TrainSummary
 
 IMAGES = [f"img{i}" for i in range(6)]
 # (method, fraction) -> test Dice per seed, and validation Dice (the same for every seed)
@@ -34,11 +35,15 @@ def _entry(method: str, frac: float, seed: int) -> ExperimentEntry:
     rows = [{"id": i, "dice": dice + (0.01 if n % 2 else -0.01)} for n, i in enumerate(IMAGES)]
     gen0 = TrainRun(
         path=Path(f"/x/{method}_{frac}_{seed}/gen0"),
-        summary={"test_dice": dice, "val_dice": VAL[(method, frac)]},
+        summary=TrainSummary(
+            arch="linknet", encoder="resnet34", test_dice=dice, val_dice=VAL[(method, frac)]
+        ),
         per_image={"test": rows},
     )
     run = SelfTrainRun(
-        path=Path(f"/x/{method}_{frac}_{seed}"), generations={0: gen0}, summary={"final_generation": 0}
+        path=Path(f"/x/{method}_{frac}_{seed}"),
+        generations={0: gen0},
+        summary=SelftrainSummary(final_model="gen0/model", final_generation=0),
     )
     return ExperimentEntry(
         "linknet", None, seed, run.path.name, "done", run, method=method, label_fraction=frac

@@ -9,20 +9,22 @@ import pytest
 from teachseg.reports.runs import TrainRun
 from teachseg.reports.tables.model import fmt
 from teachseg.reports.tables.study import comparison_table, findings_table
+from teachseg.runfiles import TrainSummary
 
 
 def _run(tl, vd, vj, ep=None, seed=None, test=None):
     return TrainRun(
         path=Path("x"),
-        summary={
-            "train_loss": tl,
-            "val_dice": vd,
-            "val_jaccard": vj,
-            "best_epoch": ep,
-            "seed": seed,
-            "test_dice": test,
-            "encoder": "resnet34",
-        },
+        summary=TrainSummary(
+            arch="linknet",
+            encoder="resnet34",
+            train_loss=tl,
+            val_dice=vd,
+            val_jaccard=vj,
+            best_epoch=ep,
+            seed=seed,
+            test_dice=test,
+        ),
     )
 
 

@@ -79,8 +79,8 @@ def describe_selftrain(rep: Report, run: SelfTrainRun, run_dir: Path) -> Splits:
     rep.title = f"Self-training report: {run.name}"
     rep.config = run.config or (run.teacher.config if run.teacher else None)
     rep.setup = setup_rows(rep.config, run.split)
-    if run.summary and run.summary.get("stopped_because"):
-        rep.setup.append(("Stopped because", run.summary["stopped_because"]))
+    if run.summary is not None and run.summary.stopped_because:
+        rep.setup.append(("Stopped because", run.summary.stopped_because))
     rep.command = f"teachseg selftrain {run_dir / 'config.yaml'}"
     rep.config_hash = config_hash(rep.config)
     return [(run.name, run.split or (run.teacher.split if run.teacher else None))]

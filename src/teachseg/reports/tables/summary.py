@@ -10,11 +10,10 @@ from teachseg.reports.stats import summarize
 from teachseg.reports.tables.model import Cell, Interval, Table
 from teachseg.reports.tables.model import integer as _int
 from teachseg.reports.tables.model import number as _num
+from teachseg.runfiles import GenerationEntry, Lineage
 
 
-def lineage_table(
-    lineage: dict[str, Any] | None, gens: dict[int, TrainRun], *, key: str, title: str
-) -> Table:
+def lineage_table(lineage: Lineage | None, gens: dict[int, TrainRun], *, key: str, title: str) -> Table:
     """Every generation of one self-training run: scores, pseudo-label set and the keep/reject decision."""
     cols = [
         "Gen",
@@ -30,26 +29,25 @@ def lineage_table(
         "Decision",
     ]
     rows: list[list[Cell]] = []
-    entries = [g for g in (lineage or {}).get("generations") or [] if isinstance(g, dict)]
+    entries = list(lineage.generations) if lineage is not None else []
     if not entries:
-        entries = [{"generation": g, "role": "teacher" if g == 0 else "student"} for g in gens]
-    quality = any(_num((e.get("pseudo") or {}).get("dice_vs_withheld_masks")) is not None for e in entries)
+        entries = [GenerationEntry(generation=g, role="teacher" if g == 0 else "student") for g in gens]
+    quality = any(_num((e.pseudo or {}).get("dice_vs_withheld_masks")) is not None for e in entries)
     if quality:
         cols.insert(-1, "Pseudo Dice*")
     for e in entries:
-        g = _int(e.get("generation"))
-        run = gens.get(g) if g is not None else None
-        raw_pseudo = e.get("pseudo")
-        pseudo: dict[str, Any] = raw_pseudo if isinstance(raw_pseudo, dict) else {}
+        g = e.generation
+        run = gens.get(g)
+        pseudo: dict[str, Any] = e.pseudo or {}
 
-        def pick(name: str, e: dict[str, Any] = e, run: TrainRun | None = run) -> Any:
-            v = e.get(name)
+        def pick(name: str, e: GenerationEntry = e, run: TrainRun | None = run) -> Any:
+            v = getattr(e, name, None)
             return v if v is not None else (run.get(name) if run is not None else None)
 
         rows.append(
             [
                 g,
-                e.get("role"),
+                e.role,
                 pick("arch"),
                 _num(pick("train_loss")),
                 _num(pick("val_dice")),
@@ -60,15 +58,15 @@ def lineage_table(
                 _num(pseudo.get("mean_confidence")),
             ]
             + ([_num(pseudo.get("dice_vs_withheld_masks"))] if quality else [])
-            + [e.get("decision")]
+            + [e.decision]
         )
     notes = []
     if quality:
         notes.append("* Pseudo Dice: the pseudo-labels scored against the masks withheld by label_fraction.")
-    if lineage and lineage.get("final_generation") is not None:
-        notes.append(f"Final model: generation {lineage.get('final_generation')}.")
-    if lineage and lineage.get("skipped_bad"):
-        notes.append(f"Skipped as bad: {lineage.get('skipped_bad')}.")
+    if lineage is not None and "final_generation" in lineage.model_fields_set:
+        notes.append(f"Final model: generation {lineage.final_generation}.")
+    if lineage is not None and lineage.skipped_bad:
+        notes.append(f"Skipped as bad: {lineage.skipped_bad}.")
     return Table(key=key, title=title, columns=cols, rows=rows, notes=notes)
 
 
