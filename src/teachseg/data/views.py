@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from teachseg.data.datasets import Record
+from teachseg.data.datasets import Record, _Cache
 from teachseg.data.imageio import read_image
 from teachseg.data.strong import apply_strong
 from teachseg.data.transforms import JointTransform, Normalise, to_float_image
+
+_NO_TARGET = np.empty(0, dtype=np.float32)
 
 
 class UnlabelledViews(Dataset):
@@ -54,18 +56,19 @@ class UnlabelledViews(Dataset):
         self.strong = strong
         self.seed = seed
         self.two_strong = two_strong
-        self._cache: dict[int, np.ndarray] | None = {} if cache else None
+        # the same RAM budget as the labelled images' cache (a large unlabelled pool must not exhaust memory)
+        self._cache = _Cache() if cache else None
 
     def __len__(self) -> int:
         return len(self.records)
 
     def load(self, i: int) -> np.ndarray:
         """The decoded image, uint8 (H, W, 3)."""
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
+        if self._cache is not None and (hit := self._cache.get(i)) is not None:
+            return hit[0]
         image = read_image(self.records[i].image)
         if self._cache is not None:
-            self._cache[i] = image
+            self._cache.put(i, image, _NO_TARGET)
         return image
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
