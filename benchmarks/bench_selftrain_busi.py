@@ -259,6 +259,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--confidence-threshold", type=float, default=0.9)
     ap.add_argument("--pseudo-weight", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="data loader workers per run (default: up to 2)"
+    )
     ap.add_argument("--tag", default="", help="suffix of the run folders")
     ap.add_argument(
         "--reuse",
@@ -301,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
                 "test_fraction": 0.2,
                 "label_fraction": 0.25,
                 "batch_size": 8,
-                "num_workers": 0 if args.smoke else min(2, os.cpu_count() or 1),
+                "num_workers": 0
+                if args.smoke
+                else (args.workers if args.workers is not None else min(2, os.cpu_count() or 1)),
             },
             "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
             "train": {"epochs": epochs, "lr": 1e-3, "progress_bar": False},

@@ -101,7 +101,15 @@ class PlainLoop:
     bf16 autocast when ``bf16``, loss on fp32 logits.
     """
 
-    def __init__(self, dataset: CachedDataset, batch_size: int, seed: int, tuned: bool, bf16: bool = False):
+    def __init__(
+        self,
+        dataset: CachedDataset,
+        batch_size: int,
+        seed: int,
+        tuned: bool,
+        bf16: bool = False,
+        device: str = "cpu",
+    ):
         import segmentation_models_pytorch as smp
         import torch
         from torch.utils.data import DataLoader
@@ -109,7 +117,8 @@ class PlainLoop:
         torch.manual_seed(seed)
         self.tuned = tuned
         self.bf16 = bf16
-        self.model = smp.Linknet("resnet34", encoder_weights=None)
+        self.device = torch.device(device)
+        self.model = smp.Linknet("resnet34", encoder_weights=None).to(self.device)
         if tuned:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.train()
@@ -123,6 +132,7 @@ class PlainLoop:
             num_workers=os.cpu_count() or 0,
             drop_last=True,
             persistent_workers=True,
+            pin_memory=self.device.type == "cuda",
         )
         self._batches: Iterator | None = None
         self.last_loading = 0.0
@@ -141,24 +151,36 @@ class PlainLoop:
 
         started = time.perf_counter()
         images, masks = self._next_batch()
+        images = images.to(self.device, non_blocking=True)
+        masks = masks.to(self.device, non_blocking=True)
         self.last_loading = time.perf_counter() - started
+        kind = self.device.type
         with torch.enable_grad():
             if self.tuned:
                 images = images.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                with torch.autocast(kind, dtype=torch.bfloat16, enabled=self.bf16):
                     logits = self.model(images)
                 logits = logits.float()
             else:
-                with torch.autocast("cpu", enabled=False):  # callbacks may run inside Lightning's autocast
+                with torch.autocast(kind, enabled=False):  # callbacks may run inside Lightning's autocast
                     logits = self.model(images)
             loss = self.dice(logits, masks) + self.bce(logits, masks)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+        _sync(self.device.type)
         return time.perf_counter() - started
 
 
 # ---------------------------------------------------------------------------------------------- teachseg
+
+
+def _sync(kind: str) -> None:
+    """Wait for queued GPU work, so a wall-clock step time covers the kernels it launched."""
+    if kind == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def make_interleaver(plain: PlainLoop, tuned: PlainLoop, total: int):
@@ -185,12 +207,14 @@ def make_interleaver(plain: PlainLoop, tuned: PlainLoop, total: int):
                 p.is_contiguous(memory_format=torch.channels_last) for p in convs
             )
             print(f"teachseg: precision {self.precision}, channels_last weights {self.channels_last}")
+            _sync(pl_module.device.type)
             self._mark = time.perf_counter()
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             self.loading.append(time.perf_counter() - self._mark)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            _sync(pl_module.device.type)
             self.teachseg.append(time.perf_counter() - self._mark)
             self.plain.append(plain.step())
             plain_loading = plain.last_loading
@@ -230,12 +254,19 @@ def extra_trainer_callback(callback) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> tuple[float, float]:
     """Returns (teachseg speed-up over the plain fp32 loop, teachseg step time over the tuned loop's)."""
+    import torch
+
     from teachseg.config import build_config
     from teachseg.data.datasets import Record
     from teachseg.data.discover import discover
     from teachseg.training.fit import train_model
     from teachseg.training.spec import ModelSpec
 
+    device = (
+        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    if device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: no CUDA GPU is available")
     total = args.warmup + args.steps
     n_images = total * args.batch_size
     root = find_data(args, n_images)
@@ -245,6 +276,10 @@ def run(args: argparse.Namespace) -> tuple[float, float]:
     samples = pick(samples, n_images, seed=args.seed)
     print(f"data: {root} ({len(samples)} images), {args.image_size}px, batch {args.batch_size}")
     print(f"machine: {machine()}")
+    if device == "cuda":
+        print(
+            f"device: {torch.cuda.get_device_name()} (every loop on the GPU; steps timed after synchronising)"
+        )
 
     cfg = build_config(
         {
@@ -253,7 +288,12 @@ def run(args: argparse.Namespace) -> tuple[float, float]:
             "seed": args.seed,
             "data": {"image_size": args.image_size, "batch_size": args.batch_size},
             "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
-            "train": {"accelerator": "cpu", "epochs": 1, "limit_train_batches": total, "progress_bar": False},
+            "train": {
+                "accelerator": "gpu" if device == "cuda" else "cpu",
+                "epochs": 1,
+                "limit_train_batches": total,
+                "progress_bar": False,
+            },
         }
     )
     print(
@@ -267,16 +307,16 @@ def run(args: argparse.Namespace) -> tuple[float, float]:
     started = time.perf_counter()
     cached = CachedDataset([(s.image, tuple(s.masks)) for s in samples], args.image_size)
     print(f"baselines: decoded {len(cached)} images into RAM in {time.perf_counter() - started:.1f}s (once)")
-    plain = PlainLoop(cached, args.batch_size, args.seed, tuned=False)
+    plain = PlainLoop(cached, args.batch_size, args.seed, tuned=False, device=device)
     from teachseg.precision import Precision, resolve
 
     tuned_bf16 = (
         args.tuned_precision == "bf16"
         or args.tuned_precision == "auto"
-        and resolve(Precision.AUTO, "cpu") == Precision.BF16
+        and resolve(Precision.AUTO, device) == Precision.BF16
     )
     print(f"tuned loop: channels_last, {'bf16 autocast' if tuned_bf16 else 'fp32'}")
-    tuned = PlainLoop(cached, args.batch_size, args.seed, tuned=True, bf16=tuned_bf16)
+    tuned = PlainLoop(cached, args.batch_size, args.seed, tuned=True, bf16=tuned_bf16, device=device)
     timer = make_interleaver(plain, tuned, total)
     with extra_trainer_callback(timer):
         # One validation image: the benchmark times training steps; validation runs once, after them.
@@ -327,6 +367,12 @@ def main(argv: list[str] | None = None) -> None:
         "--data", type=Path, default=None, help=f"dataset folder (default {BUSI}, else synthetic)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="cpu",
+        help="where all three loops run (auto: the GPU when there is one)",
+    )
     parser.add_argument(
         "--tuned-precision",
         choices=["auto", "bf16", "fp32"],

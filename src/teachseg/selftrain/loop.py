@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from teachseg.config import Config
 from teachseg.data.datasets import Record
@@ -170,7 +171,9 @@ def run_selftrain(
     no_gain = 0
     for g in range(1, st.max_generations + 1 if unlabelled else 1):
         pseudo_dir = run_dir / "pseudo" / f"gen{g}"
-        model, meta = load_model_folder(teacher_model_dir)
+        # the Teacher labels on the GPU when training uses one (same rule as the external Teacher's scoring)
+        on_gpu = cfg.train.accelerator != "cpu" and torch.cuda.is_available()
+        model, meta = load_model_folder(teacher_model_dir, map_location="cuda" if on_gpu else "cpu")
         say(
             f"[bold]generation {g}[/]: teacher gen{teacher_gen} writes soft pseudo-labels for {len(unlabelled)} images"
         )
@@ -186,7 +189,9 @@ def run_selftrain(
             batch_size=cfg.data.batch_size,
             precision=cfg.train.precision,
         )
-        teacher_state = model.state_dict() if st.student.init_from_teacher else None
+        teacher_state = (
+            {k: v.cpu() for k, v in model.state_dict().items()} if st.student.init_from_teacher else None
+        )
         del model
         pstats = dict(manifest["stats"])
         if withheld:
