@@ -72,7 +72,9 @@ def test_check_levels_names_what_is_wrong(levels, what):
 
 
 def test_check_levels_accepts_rounded_sizes():
-    check_levels([Level(0, 46000, 32893, 1.0), Level(1, 11500, 8223, 4.0002), Level(2, 2875, 2055, 16.0)], Path("s"))
+    check_levels(
+        [Level(0, 46000, 32893, 1.0), Level(1, 11500, 8223, 4.0002), Level(2, 2875, 2055, 16.0)], Path("s")
+    )
 
 
 def test_inconsistent_slide_in_a_cohort_is_a_failure_row(tmp_path, slide_path):
