@@ -95,6 +95,14 @@ def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
     return _remove_all(sorted({p for pattern in patterns for p in out_dir.glob(pattern)}))
 
 
+def remove_unfinished_outputs(out_dir: Path, name: str) -> list[Path]:
+    """Remove every output of ``name`` after its prediction failed part-way (the summary first, so a
+    rerun never takes a mix of old and new files for a finished input); returns what was removed."""
+    finals = [out_dir / f"{name}_summary.json", out_dir / f"{name}.geojson"]
+    finals += [out_dir / f"{name}{ending}" for ending in OUTPUT_ENDINGS]
+    return _remove_all([p for p in finals if p.is_file()]) + remove_stale_work(out_dir, name)
+
+
 def remove_stale_exports(out_dir: Path) -> list[Path]:
     """Remove the hidden ONNX export folders and write probes (``.teachseg-export.*``, ``.teachseg-probe*``)
     a killed ``predict`` left behind."""
