@@ -7,6 +7,7 @@ work folders, temporary outputs, ONNX export folders).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import shutil
 from pathlib import Path
@@ -95,12 +96,31 @@ def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
     return _remove_all(sorted({p for pattern in patterns for p in out_dir.glob(pattern)}))
 
 
-def remove_unfinished_outputs(out_dir: Path, name: str) -> list[Path]:
-    """Remove every output of ``name`` after its prediction failed part-way (the summary first, so a
-    rerun never takes a mix of old and new files for a finished input); returns what was removed."""
+def output_files(out_dir: Path, name: str) -> list[Path]:
+    """Every output file ``name`` can have in ``out_dir`` (whether or not it exists)."""
     finals = [out_dir / f"{name}_summary.json", out_dir / f"{name}.geojson"]
-    finals += [out_dir / f"{name}{ending}" for ending in OUTPUT_ENDINGS]
-    return _remove_all([p for p in finals if p.is_file()]) + remove_stale_work(out_dir, name)
+    return finals + [out_dir / f"{name}{ending}" for ending in OUTPUT_ENDINGS]
+
+
+def output_stamps(out_dir: Path, name: str) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of each existing output of ``name``: what changes when one is written."""
+    stamps = {}
+    for p in output_files(out_dir, name):
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            stamps[p.name] = (st.st_ino, st.st_mtime_ns)
+    return stamps
+
+
+def remove_unfinished_outputs(out_dir: Path, name: str, before: dict[str, tuple[int, int]]) -> list[Path]:
+    """After the prediction of ``name`` failed part-way: when it replaced some outputs (``before``: their
+    :func:`output_stamps`), the set is a mix of old and new files, so all of them go (the summary first, so a
+    rerun never takes the mix for a finished input). An earlier prediction left untouched is kept.
+    Returns what was removed."""
+    removed = remove_stale_work(out_dir, name)
+    if output_stamps(out_dir, name) == before:
+        return removed
+    return _remove_all([p for p in output_files(out_dir, name) if p.is_file()]) + removed
 
 
 def remove_stale_exports(out_dir: Path) -> list[Path]:
