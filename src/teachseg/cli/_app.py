@@ -61,3 +61,28 @@ ModelDirArg = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 LevelOpt = Annotated[int | None, typer.Option("--level", help="Pyramid level to work at (overrides --mpp).")]
+SlideMppOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--slide-mpp",
+        min=1e-6,
+        help="The slides' level-0 resolution (um/px), for slides that record none (overrides the file's).",
+    ),
+]
+IgnoreMppOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-mpp",
+        help="Work on slides at level 0 as they are, whatever their and the wanted um/px.",
+    ),
+]
+
+
+def check_mpp_options(slide_mpp: float | None, ignore_mpp: bool) -> None:
+    """``--slide-mpp`` and ``--ignore-mpp`` contradict each other (a ConfigError when both are given)."""
+    if slide_mpp is not None and ignore_mpp:
+        from teachseg.errors import ConfigError
+
+        raise ConfigError(
+            "--slide-mpp and --ignore-mpp contradict each other", fix="give one of them, not both"
+        )

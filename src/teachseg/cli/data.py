@@ -10,10 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from teachseg.cli._app import (
+    IgnoreMppOpt,
     LevelOpt,
     OutOpt,
     SeedOpt,
+    SlideMppOpt,
     app,
+    check_mpp_options,
     console,
     data_app,
     out,
@@ -214,7 +217,8 @@ MppOpt = Annotated[
     float | None,
     typer.Option(
         "--mpp",
-        help="Resolution to work at (um/px); the closest pyramid level is used. Default: the model's.",
+        help="Resolution of the tiles (um/px): read from the nearest level at least as fine and resized to it "
+        "(anti-aliased). Default: level 0 as it is.",
     ),
 ]
 
@@ -230,6 +234,8 @@ def tile(
     size: Annotated[int, typer.Option("--size", min=16, help="Tile size in pixels.")] = 256,
     mpp: MppOpt = None,
     level: LevelOpt = None,
+    slide_mpp: SlideMppOpt = None,
+    ignore_mpp: IgnoreMppOpt = False,
     stride: Annotated[
         int | None, typer.Option("--stride", min=1, help="Step between tiles (default: --size).")
     ] = None,
@@ -250,19 +256,24 @@ def tile(
     """Cut tissue tiles into images/ + masks/ (annotated) and unlabelled/ (no annotation), as `train` reads."""
     from teachseg.data.tile_slides import TileOptions, tile_slide
 
+    check_mpp_options(slide_mpp, ignore_mpp)
     opts = TileOptions(
         size=size,
         stride=stride,
         mpp=mpp,
         level=level,
+        slide_mpp=slide_mpp,
+        ignore_mpp=ignore_mpp,
         min_tissue=min_tissue,
         classes=classes,
         negative=negative,
     )
     result = tile_slide(slide, out_dir, annotations, opts)
+    resized = ", resized" if result["resampled"] else ""
+    scale = f", {result['mpp']:g} um/px" if result["mpp"] else ""
     out.print(
         f"{slide.name}: {result['labelled']} labelled tiles, {result['unlabelled']} unlabelled tiles "
-        f"(level {result['level']}) -> {out_dir}",
+        f"(level {result['level']}{resized}{scale}) -> {out_dir}",
         highlight=False,
     )
 

@@ -10,7 +10,18 @@ from typing import Annotated, Any
 
 import typer
 
-from teachseg.cli._app import LevelOpt, ModelDirArg, OutOpt, ResumeOpt, app, console, out
+from teachseg.cli._app import (
+    IgnoreMppOpt,
+    LevelOpt,
+    ModelDirArg,
+    OutOpt,
+    ResumeOpt,
+    SlideMppOpt,
+    app,
+    check_mpp_options,
+    console,
+    out,
+)
 
 PredictMppOpt = Annotated[
     float | None,
@@ -38,21 +49,8 @@ def predict(
     out_dir: OutOpt,
     mpp: PredictMppOpt = None,
     level: LevelOpt = None,
-    slide_mpp: Annotated[
-        float | None,
-        typer.Option(
-            "--slide-mpp",
-            min=1e-6,
-            help="The slides' level-0 resolution (um/px), for slides that record none (overrides the file's).",
-        ),
-    ] = None,
-    ignore_mpp: Annotated[
-        bool,
-        typer.Option(
-            "--ignore-mpp",
-            help="Predict slides at level 0 as they are, whatever their and the model's um/px.",
-        ),
-    ] = False,
+    slide_mpp: SlideMppOpt = None,
+    ignore_mpp: IgnoreMppOpt = False,
     tile: TileOpt = None,
     overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=0.9, help="Tile overlap share.")] = 0.25,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per model call.")] = 8,
@@ -113,16 +111,12 @@ def predict(
     """Predict tumour on slides and images: probability TIFF, QuPath GeoJSON, overlay and summary per input."""
     import tempfile
 
-    from teachseg.errors import ConfigError
     from teachseg.inference.options import PredictOptions
     from teachseg.inference.outputs import remove_stale_exports
     from teachseg.inference.run import load_predictor, predict_paths
     from teachseg.io import ensure_writable_dir
 
-    if slide_mpp is not None and ignore_mpp:
-        raise ConfigError(
-            "--slide-mpp and --ignore-mpp contradict each other", fix="give one of them, not both"
-        )
+    check_mpp_options(slide_mpp, ignore_mpp)
     ensure_writable_dir(out_dir)
     if resume:
         remove_stale_exports(out_dir)

@@ -3,6 +3,10 @@
 Tiles that meet an annotation (QuPath GeoJSON, level-0 pixel coordinates, holes kept) go to ``images/``
 with their rasterised mask in ``masks/`` (0/255 PNG, same name); tiles that meet none go to ``unlabelled/``
 for self-training.
+
+With ``--mpp`` tiles are cut at exactly that resolution, as ``predict`` reads slides: from the coarsest level
+at least as fine, resized (anti-aliased) on a virtual level (:mod:`teachseg.wsi.resolution`). Masks are
+rasterised from the polygons straight at the tiles' scale, so they match their images pixel for pixel.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ import numpy as np
 from teachseg.errors import DataError
 from teachseg.io import ensure_writable_dir, remove_stale_temporaries, write_json, write_png
 from teachseg.wsi.polygons import rasterise_polygons, valid_parts
-from teachseg.wsi.readers import choose_level, open_slide
+from teachseg.wsi.readers import SlideReader, open_slide
+from teachseg.wsi.resolution import (
+    SOURCE_METADATA,
+    SOURCE_MODEL_NONE,
+    SOURCE_OPTION,
+    ResampledReader,
+    plan_resolution,
+)
 from teachseg.wsi.tiling import Tile, tiles_touching
 from teachseg.wsi.tissue import detect_tissue
 
@@ -28,12 +39,18 @@ class TileOptions:
 
     size: int = 256
     stride: int | None = None
-    mpp: float | None = None
+    mpp: float | None = None  # um/px of the tiles (None: level 0, or ``level``, as it is)
     level: int | None = None
+    slide_mpp: float | None = None  # the slide's level-0 um/px, overriding its metadata
+    ignore_mpp: bool = False  # level 0 as it is, whatever ``mpp``
     min_tissue: float = 0.5
     classes: list[str] | None = None  # tumour classes (None: every annotation is tumour)
     negative: list[str] | None = None  # classes marking labelled non-tumour regions
     thumb_max_side: int = 2048
+
+
+#: ``mpp_source`` in the manifest when no ``--mpp`` was asked for (level 0, or ``--level``, as it is).
+SOURCE_NO_MPP = "no --mpp"
 
 
 def _class_name(props: dict[str, Any]) -> str | None:
@@ -123,8 +140,23 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
     name = slide.stem
     records: list[dict[str, Any]] = []
     with open_slide(slide) as reader:
-        level = choose_level(reader, opts.mpp, opts.level)
-        lv = reader.levels[level]
+        if opts.slide_mpp is not None:
+            reader.mpp = opts.slide_mpp
+        res = plan_resolution(
+            reader,
+            opts.mpp,
+            level=opts.level,
+            ignore_mpp=opts.ignore_mpp,
+            mpp_source=SOURCE_OPTION if opts.slide_mpp is not None else SOURCE_METADATA,
+            target_name="--mpp asks for",
+        )
+        level = res.level
+        # the level as it is, or a virtual level at exactly --mpp resampled from it
+        source: SlideReader = (
+            ResampledReader(reader, level, res.downsample) if res.resampled(reader) else reader
+        )
+        src_level = 0 if source is not reader else level
+        lv = source.levels[src_level]
         thumb, thumb_ds = reader.thumbnail(opts.thumb_max_side)
         tissue = detect_tissue(thumb)
         grid = strided_grid(lv.height, lv.width, opts.size, opts.stride or opts.size)
@@ -137,7 +169,7 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
             footprint = box(x0, y0, x0 + opts.size * d, y0 + opts.size * d)
             hits = [] if tree is None else [every[i] for i in tree.query(footprint, predicate="intersects")]
             stem = f"{name}_x{int(round(x0))}_y{int(round(y0))}"
-            image = reader.read(level, t.x, t.y, opts.size, opts.size)
+            image = source.read(src_level, t.x, t.y, opts.size, opts.size)
             if hits:
                 pos = (
                     []
@@ -153,8 +185,11 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
         manifest = {
             "slide": str(slide),
             "level": level,
+            "level_downsample": reader.levels[level].downsample,
             "downsample": d,
-            "mpp": reader.level_mpp(level),
+            "resampled": source is not reader,
+            "mpp": res.mpp,
+            "mpp_source": SOURCE_NO_MPP if res.source == SOURCE_MODEL_NONE else res.source,
             "size": opts.size,
             "annotations": str(annotations) if annotations else None,
             "tiles": records,
@@ -165,5 +200,7 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
         "labelled": labelled,
         "unlabelled": len(records) - labelled,
         "level": level,
+        "mpp": manifest["mpp"],
+        "resampled": manifest["resampled"],
         "manifest": out_dir / f"{name}_tiles.json",
     }

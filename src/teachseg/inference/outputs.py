@@ -7,6 +7,7 @@ work folders, temporary outputs, ONNX export folders).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import shutil
 from pathlib import Path
@@ -93,6 +94,33 @@ def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
     stems = [name] + [f"{name}{ending.rsplit('.', 1)[0]}" for ending in (*OUTPUT_ENDINGS, "_summary.json")]
     patterns = [f".{glob.escape(name)}.work.*"] + [f".{glob.escape(s)}.{'?' * 8}.tmp*" for s in stems]
     return _remove_all(sorted({p for pattern in patterns for p in out_dir.glob(pattern)}))
+
+
+def output_files(out_dir: Path, name: str) -> list[Path]:
+    """Every output file ``name`` can have in ``out_dir`` (whether or not it exists)."""
+    finals = [out_dir / f"{name}_summary.json", out_dir / f"{name}.geojson"]
+    return finals + [out_dir / f"{name}{ending}" for ending in OUTPUT_ENDINGS]
+
+
+def output_stamps(out_dir: Path, name: str) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of each existing output of ``name``: what changes when one is written."""
+    stamps = {}
+    for p in output_files(out_dir, name):
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            stamps[p.name] = (st.st_ino, st.st_mtime_ns)
+    return stamps
+
+
+def remove_unfinished_outputs(out_dir: Path, name: str, before: dict[str, tuple[int, int]]) -> list[Path]:
+    """After the prediction of ``name`` failed part-way: when it replaced some outputs (``before``: their
+    :func:`output_stamps`), the set is a mix of old and new files, so all of them go (the summary first, so a
+    rerun never takes the mix for a finished input). An earlier prediction left untouched is kept.
+    Returns what was removed."""
+    removed = remove_stale_work(out_dir, name)
+    if output_stamps(out_dir, name) == before:
+        return removed
+    return _remove_all([p for p in output_files(out_dir, name) if p.is_file()]) + removed
 
 
 def remove_stale_exports(out_dir: Path) -> list[Path]:

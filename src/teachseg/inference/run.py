@@ -8,15 +8,24 @@ reporting progress through callbacks (:mod:`.progress`).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from teachseg.errors import DataError
+from teachseg.errors import DataError, OutputError
 from teachseg.inference.options import ModelInfo, PredictOptions, ResolvedOptions, resolve_options
-from teachseg.inference.outputs import discover_inputs, is_complete, output_names, remove_stale_work
+from teachseg.inference.outputs import (
+    discover_inputs,
+    is_complete,
+    output_names,
+    output_stamps,
+    remove_stale_work,
+    remove_unfinished_outputs,
+)
 from teachseg.inference.pipelines import predict_image, predict_slide
 from teachseg.inference.predictor import Predictor
 from teachseg.inference.progress import NoProgress, PredictProgress
@@ -24,6 +33,9 @@ from teachseg.inference.sliding import SlidingWindowInferer, TilePredictor, gaus
 from teachseg.io import disk_full_error, is_disk_full
 from teachseg.runfiles import PredictSummary
 from teachseg.wsi.readers import open_slide
+
+if TYPE_CHECKING:
+    from teachseg.inference.cohort import CohortTables
 
 #: Single-level images no larger than this (either side) get ordinary PNG outputs.
 ORDINARY_MAX_SIDE = 4096
@@ -163,9 +175,17 @@ def predict_paths(
             summaries.append(summary)
             tables.add(name, summary)
             continue
+        before = output_stamps(out_dir, name)
         try:
             summary = predict_input(path, name, inferer, model, out_dir, ro, progress)
         except Exception as exc:
+            if is_output_problem(exc, out_dir):
+                # a full or read-only output disk fails every later slide too: stop, keeping the finished ones
+                remove_unfinished_outputs(out_dir, name, before)  # frees space; a rerun predicts it again
+                stop = _output_stopped(
+                    exc, path, name, out_dir, tables if cohort else None, len(summaries), len(files)
+                )
+                raise stop from exc
             if not cohort:
                 raise
             # one unreadable slide should not cost the others: record it and go on
@@ -192,6 +212,55 @@ def predict_paths(
             fix="fix or remove those inputs (failures.csv names each one and its fix) and run again with --resume",
         )
     return summaries
+
+
+def is_output_problem(exc: BaseException, out_dir: Path) -> bool:
+    """True when ``exc`` comes from the output folder (disk full, read-only, no permission), not the input."""
+    if isinstance(exc, OutputError) or is_disk_full(exc):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and exc.filename:
+        return Path(exc.filename).resolve().is_relative_to(out_dir.resolve())
+    return False
+
+
+def _output_stopped(
+    exc: BaseException,
+    path: Path,
+    name: str,
+    out_dir: Path,
+    tables: CohortTables | None,
+    done: int,
+    total: int,
+) -> OutputError:
+    """The one-line error that stops the run after an output-folder failure on ``name`` (a cohort also gets
+    its ``failures.csv`` row)."""
+    from teachseg.inference.cohort import Failure
+
+    full = is_disk_full(exc) or "no space left" in str(exc)
+    what = "no space left on the device" if full else f"cannot write to the output folder ({_reason(exc)})"
+    fix = (
+        "free some space on that disk (or give another --out) and run again with --resume: finished inputs "
+        "are kept and skipped"
+        if full
+        else "make the output folder writable (or give another --out) and run again with --resume"
+    )
+    if tables is not None:
+        with contextlib.suppress(OSError, OutputError):  # the table may not fit on the disk either
+            tables.fail(Failure(str(path), what, fix))
+    kept = f"; stopped after {done} of {total} inputs (complete, listed in cohort.csv)" if done else ""
+    return OutputError(
+        f"{what} while predicting {name}{kept}",
+        path=out_dir,
+        fix=fix,
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    text = str(exc).split(". Fix: ")[0]
+    path = getattr(exc, "path", None)
+    return (text.removeprefix(f"{path}: ") if path else text)[:160]
 
 
 def _describe(name: str, s: dict[str, Any]) -> str:

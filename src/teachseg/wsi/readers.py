@@ -23,6 +23,12 @@ SUPPORTED_SUFFIXES = SLIDE_SUFFIXES + PLAIN_SUFFIXES
 _FIX = (
     "give a readable slide (.svs, .ndpi, .mrxs, pyramidal .tif/.tiff, OME-TIFF) or image (.png, .jpg, .tif)"
 )
+#: A level whose size is further than this share (and a pixel) from level 0's size / its downsample is broken.
+LEVEL_SIZE_TOLERANCE = 0.05
+_PYRAMID_FIX = (
+    "re-export the slide from the scanner's software or QuPath, or rebuild its pyramid "
+    "(e.g. `vips tiffsave IN.tif OUT.tif --tile --pyramid`)"
+)
 
 
 @dataclass(frozen=True)
@@ -275,6 +281,13 @@ def open_slide(path: str | Path) -> SlideReader:
                 reader.is_slide_format = (
                     suffix not in (".tif", ".tiff") or len(reader.levels) > 1 or reader.mpp is not None
                 )
+                try:
+                    check_levels(reader.levels, path)
+                    if suffix in (".tif", ".tiff"):
+                        _check_tiff_order(path)
+                except DataError:
+                    reader.close()
+                    raise
                 return reader
     try:
         return _read_plain(path)
@@ -285,6 +298,70 @@ def open_slide(path: str | Path) -> SlideReader:
         path=path,
         fix=_FIX,
     )
+
+
+def check_levels(levels: list[Level], path: Path) -> None:
+    """Raise a :class:`DataError` naming ``path`` when the pyramid's geometry is inconsistent.
+
+    Every level must have a size, downsamples must grow from 1 at level 0, no level may be larger than level 0,
+    and each level's size must be level 0's divided by its downsample (within :data:`LEVEL_SIZE_TOLERANCE`).
+    """
+
+    def bad(what: str) -> DataError:
+        return DataError(f"inconsistent pyramid levels: {what}", path=path, fix=_PYRAMID_FIX)
+
+    for lv in levels:
+        if lv.width <= 0 or lv.height <= 0:
+            raise bad(f"level {lv.index} has zero size ({lv.width}x{lv.height} px)")
+        if not (math.isfinite(lv.downsample) and lv.downsample > 0):
+            raise bad(f"level {lv.index} has no valid downsample ({lv.downsample})")
+    w0, h0 = levels[0].width, levels[0].height
+    for prev, lv in zip(levels, levels[1:], strict=False):
+        if lv.width > w0 or lv.height > h0:
+            raise bad(f"level {lv.index} ({lv.width}x{lv.height} px) is larger than level 0 ({w0}x{h0} px)")
+        if lv.downsample <= prev.downsample:
+            raise bad(
+                f"level downsamples do not increase (level {prev.index}: {prev.downsample:g}, "
+                f"level {lv.index}: {lv.downsample:g})"
+            )
+        ew, eh = w0 / lv.downsample, h0 / lv.downsample
+        if any(
+            abs(got - want) > max(LEVEL_SIZE_TOLERANCE * want, 1.0)
+            for got, want in ((lv.width, ew), (lv.height, eh))
+        ):
+            raise bad(
+                f"level {lv.index} is {lv.width}x{lv.height} px, but level 0 ({w0}x{h0} px) at its downsample "
+                f"{lv.downsample:g} makes {ew:.0f}x{eh:.0f} px"
+            )
+
+
+def _check_tiff_order(path: Path) -> None:
+    """A generic TIFF's reduced-resolution pages must be smaller than its first page (its level 0).
+
+    OpenSlide sorts a generic TIFF's levels by size, so a reduced page larger than the first would silently
+    become level 0 while the resolution is the first page's.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            first = tf.pages.first
+            w0, h0 = int(first.imagewidth), int(first.imagelength)
+            for index, page in enumerate(tf.pages[1:], 1):
+                if not getattr(page, "is_reduced", False):
+                    continue
+                w, h = int(page.imagewidth), int(page.imagelength)  # type: ignore[union-attr]
+                if w > w0 or h > h0:
+                    raise DataError(
+                        f"inconsistent pyramid levels: reduced-resolution page {index} ({w}x{h} px) is larger "
+                        f"than the first page, level 0 ({w0}x{h0} px)",
+                        path=path,
+                        fix=_PYRAMID_FIX,
+                    )
+    except DataError:
+        raise
+    except Exception:  # tifffile cannot parse it: the readers that opened it know better
+        return
 
 
 def choose_level(reader: SlideReader, target_mpp: float | None = None, level: int | None = None) -> int:

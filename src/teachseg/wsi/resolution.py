@@ -66,6 +66,7 @@ def plan_resolution(
     level: int | None = None,
     ignore_mpp: bool = False,
     mpp_source: str = SOURCE_METADATA,
+    target_name: str = "the model works at",
 ) -> Resolution:
     """Choose the level to read and the resolution to predict at.
 
@@ -75,6 +76,7 @@ def plan_resolution(
         level: an explicit level (read as it is).
         ignore_mpp: predict at level 0 whatever the resolutions.
         mpp_source: where ``reader.mpp`` came from.
+        target_name: what asks for ``target_mpp``, for the error when the slide has no resolution.
 
     Raises:
         DataError: the model has a resolution and the slide has none (and it was not ignored).
@@ -89,10 +91,10 @@ def plan_resolution(
         return Resolution(0, reader.levels[0].downsample, reader.mpp, SOURCE_MODEL_NONE)
     if reader.mpp is None:
         raise DataError(
-            f"the slide records no resolution (um/px) and the model works at {target_mpp:g} um/px",
+            f"the slide records no resolution (um/px) and {target_name} {target_mpp:g} um/px",
             path=reader.path,
             fix="give --slide-mpp VALUE (the slide's level-0 um/px: about 0.25 at 40x, 0.5 at 20x), "
-            "or --ignore-mpp to predict at level 0 as it is",
+            "or --ignore-mpp to work at level 0 as it is",
         )
     mpp0 = reader.mpp
     fine = [lv for lv in reader.levels if mpp0 * lv.downsample <= target_mpp * (1 + MPP_TOLERANCE)]
