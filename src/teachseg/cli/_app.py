@@ -61,3 +61,11 @@ ModelDirArg = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 LevelOpt = Annotated[int | None, typer.Option("--level", help="Pyramid level to work at (overrides --mpp).")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Inference engine: auto (OpenVINO on a CPU when installed and the model runs on it, else torch), "
+        "torch, onnx (onnxruntime) or openvino (pip install 'teachseg[openvino]').",
+    ),
+]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from teachseg.cli._app import LevelOpt, ModelDirArg, OutOpt, ResumeOpt, app, console, out
+from teachseg.cli._app import BackendOpt, LevelOpt, ModelDirArg, OutOpt, ResumeOpt, app, console, out
 
 PredictMppOpt = Annotated[
     float | None,
@@ -93,7 +93,7 @@ def predict(
             show_default=False,
         ),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="torch or onnx (onnxruntime).")] = "torch",
+    backend: BackendOpt = "auto",
     onnx: Annotated[
         Path | None,
         typer.Option("--onnx", help="ONNX file for --backend onnx (default: exported on the fly)."),
@@ -144,7 +144,14 @@ def predict(
     )
     with tempfile.TemporaryDirectory(prefix=".teachseg-export.", dir=out_dir) as tmp:
         predictor, info = load_predictor(
-            model_dir, backend, onnx, device=device, precision=precision, tta=tta, workdir=Path(tmp)
+            model_dir,
+            backend,
+            onnx,
+            device=device,
+            precision=precision,
+            tta=tta,
+            workdir=Path(tmp),
+            tile=tile,
         )
         with RichProgress(enabled=progress and console.mode == "rich") as bar:
             predict_paths(

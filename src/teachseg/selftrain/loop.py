@@ -185,6 +185,7 @@ def run_selftrain(
             tta=st.tta,
             batch_size=cfg.data.batch_size,
             precision=cfg.train.precision,
+            backend=st.backend,
         )
         teacher_state = model.state_dict() if st.student.init_from_teacher else None
         del model
