@@ -29,8 +29,10 @@ from teachseg.precision import Precision
 #: Every ``--backend`` value.
 BACKEND_CHOICES = ("auto", "torch", "onnx", "openvino")
 
-#: Largest probability difference to torch fp32 on the check tile, per precision OpenVINO runs at.
-AGREEMENT_TOLERANCE = {Precision.FP32: 2e-3, Precision.BF16: 0.05}
+#: Largest probability difference to torch fp32 on the check tile, per precision OpenVINO runs at: 2/255
+#: (two steps of the stored 8-bit probabilities) in fp32, where only rounding differs (it is amplified on
+#: steep logits); a broken export differs by tenths.
+AGREEMENT_TOLERANCE = {Precision.FP32: 2 / 255, Precision.BF16: 0.05}
 
 log = logging.getLogger("teachseg.inference")
 _said: set[str] = set()
