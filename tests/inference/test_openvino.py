@@ -227,3 +227,21 @@ def _png(path: Path) -> np.ndarray:
 
     with Image.open(path) as im:
         return np.asarray(im)
+
+
+def test_cli_backend_errors_are_one_line(tmp_path, spread_model_dir, slide_path, monkeypatch, capsys):
+    from teachseg.cli import run
+
+    args = ["predict", str(spread_model_dir), str(slide_path), "--out", str(tmp_path), "--no-progress"]
+    assert run([*args, "--backend", "tensorrt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("error:")
+        and "unknown backend 'tensorrt'" in err
+        and "auto, torch, onnx, openvino" in err
+    )
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    assert run([*args, "--backend", "openvino"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "OpenVINO is not installed" in err and "pip install 'teachseg[openvino]'" in err
+    assert "\n" not in err
