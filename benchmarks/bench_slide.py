@@ -9,16 +9,19 @@ Every arm runs the same trained LinkNet-ResNet34 (trained here for a few dozen s
 * MONAI bf16 + channels_last: the same call, with teachseg's own ``Predictor`` (the one ``predict`` uses:
   autocast at the precision ``auto`` resolves to, channels_last) as MONAI's predictor, so it blends the same
   probabilities;
-* teachseg without tissue mask: ``predict`` end to end with ``PredictOptions(tissue_mask=False)``: every tile
-  is predicted, streamed from the slide through OpenSlide, Gaussian-blended to disk, and written as a
-  pyramidal TIFF, GeoJSON, overlay and summary;
-* teachseg: ``predict`` end to end as a user runs it (tissue detection, tissue tiles only).
+* teachseg without tissue mask: ``predict`` end to end on the torch backend with
+  ``PredictOptions(tissue_mask=False)``: every tile is predicted, streamed from the slide through OpenSlide,
+  Gaussian-blended to disk, and written as a pyramidal TIFF, GeoJSON, overlay and summary;
+* teachseg torch: ``predict`` end to end on the torch backend (tissue detection, tissue tiles only);
+* teachseg openvino: the same on the OpenVINO backend (when OpenVINO is installed);
+* teachseg: what a user gets, i.e. the arm of the backend ``--backend auto`` picks on this machine (printed).
 
 Throughput is tissue megapixels per second on each arm (the same tissue area for all); the Dice agreement of
 teachseg's mask with MONAI fp32's must be at least 0.98. The speed-up over MONAI fp32 is split into three
 factors whose product it is: precision and layout (MONAI fp32 / MONAI bf16), streaming with the end-to-end
 outputs (MONAI bf16 / teachseg without tissue mask; below 1 when streaming and writing cost more than they
-save) and tissue skipping (teachseg without tissue mask / teachseg). Peak memory of predict is measured in a
+save), tissue skipping (teachseg without tissue mask / teachseg torch) and the backend (teachseg torch /
+teachseg). Peak memory of predict is measured in a
 fresh subprocess for a slide and for one with 4x its area. Prints ``slide_memory_ratio_4x_area: X.XX`` and,
 last, ``slide_speedup_vs_monai: X.XX`` (MONAI fp32 / teachseg).
 
@@ -117,13 +120,20 @@ def train_model(workdir: Path, steps: int, seed: int = 0, size: int = 4096) -> P
     return folder
 
 
+def auto_backend(model_dir: Path) -> str:
+    """The backend ``teachseg predict --backend auto`` runs this model on here."""
+    from teachseg.inference.run import load_predictor
+
+    return load_predictor(model_dir, backend="auto")[1].backend
+
+
 def run_teachseg(
-    model_dir: Path, slide: Path, out: Path, repeats: int, tissue_mask: bool = True
+    model_dir: Path, slide: Path, out: Path, repeats: int, tissue_mask: bool = True, backend: str = "torch"
 ) -> tuple[float, float, dict]:
     from teachseg.inference.options import PredictOptions
     from teachseg.inference.run import load_predictor, predict_paths
 
-    predictor, info = load_predictor(model_dir)
+    predictor, info = load_predictor(model_dir, backend=backend)
     options = PredictOptions(tissue_mask=tissue_mask)
     times, cpu, summary = [], [], {}
     for _ in range(repeats):
@@ -132,7 +142,10 @@ def run_teachseg(
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     what = "" if tissue_mask else ", no tissue mask"
-    log(f"  teachseg runs: {', '.join(f'{s:.1f}' for s in times)} s (precision {info.precision}{what})")
+    log(
+        f"  teachseg runs: {', '.join(f'{s:.1f}' for s in times)} s "
+        f"(backend {info.backend}, precision {info.precision}{what})"
+    )
     return statistics.median(times), statistics.median(cpu), summary
 
 
@@ -217,10 +230,21 @@ def compare(
     monai_repeats: int,
     crop: int | None,
 ) -> float:
-    """All four arms on one slide; prints throughputs, Dice and the factors of the speed-up, and returns the
-    speed-up of teachseg over MONAI fp32 (MONAI seconds / teachseg seconds)."""
-    out = workdir / f"out_{slide.stem}"
-    t_ours, cpu_ours, summary = run_teachseg(model_dir, slide, out, repeats)
+    """Every arm on one slide; prints throughputs, Dice and the factors of the speed-up, and returns the
+    speed-up of teachseg (the backend ``auto`` picks) over MONAI fp32 (MONAI seconds / teachseg seconds)."""
+    from teachseg.inference.openvino_backend import unavailable_reason
+
+    picked = auto_backend(model_dir)
+    backends = ["torch"] + (["openvino"] if unavailable_reason() is None else [])
+    if picked not in backends:
+        backends.append(picked)
+    runs = {
+        b: run_teachseg(model_dir, slide, workdir / f"out_{slide.stem}_{b}", repeats, backend=b)
+        for b in backends
+    }
+    t_ours, cpu_ours, summary = runs[picked]
+    t_torch = runs["torch"][0]
+    out = workdir / f"out_{slide.stem}_{picked}"
     t_all, cpu_all, _ = run_teachseg(
         model_dir, slide, workdir / f"out_{slide.stem}_no_tissue_mask", repeats, tissue_mask=False
     )
@@ -243,23 +267,34 @@ def compare(
     arms = [
         ("monai_fp32", t_monai, cpu_monai, f"inference{extra}"),
         ("monai_bf16_channels_last", t_fast, cpu_fast, f"inference{extra}"),
-        ("teachseg_no_tissue_mask", t_all, cpu_all, "end to end"),
-        ("teachseg", t_ours, cpu_ours, "end to end"),
+        ("teachseg_no_tissue_mask", t_all, cpu_all, "end to end, torch backend"),
+        *((f"teachseg_{b}", runs[b][0], runs[b][1], f"end to end, {b} backend") for b in backends),
+        ("teachseg", t_ours, cpu_ours, f"end to end, backend {picked} (what --backend auto picks)"),
     ]
     for name, seconds, cpu_s, what in arms:
         log(
             f"{label}_{name}_tissue_mp_per_s: {tissue_mp / seconds:.3f}  ({seconds:.1f} s {what}, {cpu_s:.0f} cpu-s)"
         )
+    log(f"{label}_backend: {picked}")
     on_crop = " (on the crop)" if crop else ""
     log(f"{label}_dice_teachseg_vs_monai: {dice(ours, monai_mask):.4f}{on_crop}")
     log(f"{label}_dice_teachseg_vs_monai_bf16: {dice(ours, fast_mask):.4f}{on_crop}")
     log(f"{label}_dice_monai_bf16_vs_monai_fp32: {dice(fast_mask, monai_mask):.4f}{on_crop}")
+    if "openvino" in runs:
+        masks = {
+            b: teachseg_mask(workdir / f"out_{slide.stem}_{b}", slide.stem, summary["threshold"])
+            for b in ("openvino", "torch")
+        }
+        log(f"{label}_dice_teachseg_openvino_vs_torch: {dice(masks['openvino'], masks['torch']):.4f}")
     log(f"{label}_speedup_from_precision_and_layout: {t_monai / t_fast:.2f}  (MONAI fp32 / MONAI bf16)")
     log(
         f"{label}_speedup_from_streaming_and_outputs: {t_fast / t_all:.2f}  "
         "(MONAI bf16 in memory / teachseg without tissue mask, end to end)"
     )
-    log(f"{label}_speedup_from_tissue_skipping: {t_all / t_ours:.2f}  (teachseg without / with tissue mask)")
+    log(
+        f"{label}_speedup_from_tissue_skipping: {t_all / t_torch:.2f}  (teachseg torch without / with tissue mask)"
+    )
+    log(f"{label}_speedup_from_backend: {t_torch / t_ours:.2f}  (teachseg torch / teachseg {picked})")
     return t_monai / t_ours
 
 
@@ -289,7 +324,7 @@ def memory_child(model_dir: str, slide: str, out: str) -> None:
     from teachseg.inference.options import PredictOptions
     from teachseg.inference.run import load_predictor, predict_paths
 
-    predictor, info = load_predictor(Path(model_dir))
+    predictor, info = load_predictor(Path(model_dir), backend="auto")  # what a user gets
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     predict_paths(predictor, info, [Path(slide)], Path(out), PredictOptions())

@@ -316,6 +316,8 @@ class EvaluateSummary(RunFile):
     model: str
     data: str
     tta: bool = False
+    backend: str | None = None  # the inference engine (torch, onnx, openvino)
+    inference_precision: str | None = None  # the precision it ran at (fp32, bf16, fp16)
     n: int = 0
     dice: Number | None = None
     jaccard: Number | None = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
+from rich.markup import escape  # error texts are not markup: "[openvino]", "slide[1].svs" stay as they are
+
 from teachseg.cli import data as _data  # noqa: F401  (registers commands)
 from teachseg.cli import predict as _predict  # noqa: F401
 from teachseg.cli import report as _report  # noqa: F401
@@ -47,7 +49,7 @@ def run(argv: list[str] | None = None) -> int:
     except TeachsegError as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -66,11 +68,13 @@ def run(argv: list[str] | None = None) -> int:
         if is_disk_full(exc):
             filename = getattr(exc, "filename", None)
             full = disk_full_error(filename, "writing this file" if filename else "writing the outputs")
-            console.print(f"[bold red]error:[/] {full}", highlight=False, markup=True, soft_wrap=True)
+            console.print(
+                f"[bold red]error:[/] {escape(str(full))}", highlight=False, markup=True, soft_wrap=True
+            )
             return full.exit_code
         msg = str(exc).splitlines()[0] if str(exc) else ""
         console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}: {msg} (run again with --debug for the traceback)",
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(msg)} (run again with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,
         )

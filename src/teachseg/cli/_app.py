@@ -86,3 +86,13 @@ def check_mpp_options(slide_mpp: float | None, ignore_mpp: bool) -> None:
         raise ConfigError(
             "--slide-mpp and --ignore-mpp contradict each other", fix="give one of them, not both"
         )
+
+
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Inference engine: auto (OpenVINO on a CPU when installed and the model runs on it, else torch), "
+        "torch, onnx (onnxruntime) or openvino (pip install 'teachseg[openvino]').",
+    ),
+]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from teachseg.cli._app import (
+    BackendOpt,
     IgnoreMppOpt,
     LevelOpt,
     ModelDirArg,
@@ -91,7 +92,7 @@ def predict(
             show_default=False,
         ),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="torch or onnx (onnxruntime).")] = "torch",
+    backend: BackendOpt = "auto",
     onnx: Annotated[
         Path | None,
         typer.Option("--onnx", help="ONNX file for --backend onnx (default: exported on the fly)."),
@@ -138,7 +139,14 @@ def predict(
     )
     with tempfile.TemporaryDirectory(prefix=".teachseg-export.", dir=out_dir) as tmp:
         predictor, info = load_predictor(
-            model_dir, backend, onnx, device=device, precision=precision, tta=tta, workdir=Path(tmp)
+            model_dir,
+            backend,
+            onnx,
+            device=device,
+            precision=precision,
+            tta=tta,
+            workdir=Path(tmp),
+            tile=tile,
         )
         with RichProgress(enabled=progress and console.mode == "rich") as bar:
             predict_paths(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from teachseg.cli._app import (
+    BackendOpt,
     ConfigArg,
     ModelDirArg,
     OutOpt,
@@ -98,6 +99,7 @@ def evaluate(
     tta: Annotated[bool, typer.Option(help="Average flipped predictions.")] = False,
     mat_variable: Annotated[str | None, typer.Option(help="Variable of .mat masks.")] = None,
     save_predictions: Annotated[bool, typer.Option(help="Also write probability PNGs.")] = False,
+    backend: BackendOpt = "auto",
 ) -> None:
     """Score a saved model on every labelled image of DATA_DIR: per-image CSV and a summary."""
     from teachseg.data.datasets import Record
@@ -116,12 +118,29 @@ def evaluate(
             "no image has a mask, so there is nothing to evaluate", path=data_dir, fix="add masks"
         )
     ensure_writable_dir(out_dir)
+    from teachseg.inference.backends import check_backend
+    from teachseg.inference.images import make_predictor
+
+    predictor = make_predictor(model, meta, tta, backend=check_backend(backend))
     rows = evaluate_records(
-        model, meta, records, mat_variable, tta=tta, pred_dir=out_dir / "pred" if save_predictions else None
+        model,
+        meta,
+        records,
+        mat_variable,
+        tta=tta,
+        pred_dir=out_dir / "pred" if save_predictions else None,
+        predictor=predictor,
     )
     write_per_image_csv(out_dir / "per_image.csv", rows)
     stats = summarise_rows(rows)
-    scored = {"model": str(model_dir), "data": str(data_dir), "tta": tta, **stats}
+    scored = {
+        "model": str(model_dir),
+        "data": str(data_dir),
+        "tta": tta,
+        "backend": predictor.backend,
+        "inference_precision": str(predictor.precision),
+        **stats,
+    }
     EvaluateSummary.from_data(scored).write(out_dir / "summary.json")
     out.print(
         f"{stats['n']} images: Dice {stats['dice']:.4f}, Jaccard {stats['jaccard']:.4f}, "

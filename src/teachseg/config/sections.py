@@ -260,6 +260,11 @@ class SelfTrainConfig(_Section):
     pseudo_weight: float = Field(1.0, ge=0.0, description="loss weight of pseudo-labelled images")
     confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
     tta: bool = Field(True, description="average flipped predictions for pseudo-labels")
+    backend: Literal["torch", "auto", "openvino", "onnx"] = Field(
+        "torch",
+        description="engine writing pseudo-labels: torch (the default, as before), auto (OpenVINO on a CPU when "
+        "installed, else torch), openvino or onnx",
+    )
     min_delta: float = Field(0.0, ge=0.0)
     patience: int = Field(1, ge=1, description="generations without gain before stopping")
     max_generations: int = Field(3, ge=1)

@@ -34,13 +34,29 @@ def make_predictor(
     tta: bool = False,
     precision: str | Precision = Precision.AUTO,
     channels_last: bool = True,
+    backend: str = "torch",
 ) -> Predictor:
     """The shared batched runner (mixed precision, channels_last, flip TTA) on the model's own device.
 
     ``precision``: a :class:`~teachseg.precision.Precision` or any name it accepts, resolved for the model's
-    device by :func:`teachseg.precision.resolve`.
+    device by :func:`teachseg.precision.resolve`. ``backend``: ``torch`` (the default: training's scoring
+    path), or ``auto``/``openvino``/``onnx`` as :func:`teachseg.inference.backends.build_predictor` reads them.
     """
     device = str(next(model.parameters()).device)
+    if backend != "torch":
+        from teachseg.inference.backends import build_predictor
+
+        return build_predictor(
+            model,
+            meta.mean,
+            meta.std,
+            backend=backend,
+            device=device,
+            precision=resolve(precision, device),
+            tta=tta,
+            channels_last=channels_last,
+            size=meta.image_size,
+        )
     return Predictor(
         model,
         meta.mean,

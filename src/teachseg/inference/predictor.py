@@ -1,9 +1,10 @@
-"""Batched model runner: normalisation, mixed precision, channels_last, flip TTA; torch or onnxruntime."""
+"""Batched model runner: normalisation, mixed precision, channels_last, flip TTA; torch, onnxruntime or
+OpenVINO (which one ``auto`` picks: :mod:`teachseg.inference.backends`)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 from teachseg.errors import ModelError
 from teachseg.precision import Precision, autocast_dtype, resolve
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -31,17 +32,20 @@ class Predictor:
 
     Args:
         model: a torch module returning logits (N, 1, H, W) for normalised (N, C, H, W) input, or ``None``
-            with ``onnx_path`` for the onnxruntime backend.
+            with ``onnx_path`` for the onnxruntime backend (with ``backend="openvino"``, the module exported
+            and compiled by :class:`~teachseg.inference.openvino_backend.OpenVinoRunner`).
         mean, std: per-channel normalisation applied as ``(rgb / 255 - mean) / std``.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
         precision: a :class:`~teachseg.precision.Precision` or its name (``auto``, ``fp32``, ``bf16``,
-            ``fp16``), resolved for ``device`` by :func:`teachseg.precision.resolve`; autocast, torch backend
-            only (the ONNX backend runs the exported fp32 graph).
+            ``fp16``), resolved for ``device`` by :func:`teachseg.precision.resolve`; autocast on the torch
+            backend, OpenVINO's inference precision (bf16 only where the CPU has it natively, else fp32);
+            the ONNX backend runs the exported fp32 graph.
         tta: also predict horizontally and vertically flipped tiles and average the probabilities.
         onnx_path: an ONNX file (``teachseg export``) run through onnxruntime instead of torch.
-        threads: onnxruntime intra-op threads.
+        threads: onnxruntime intra-op threads, or OpenVINO inference threads.
         channels_last: run the torch model in NHWC memory format (faster; False reproduces a Trainer run
             with ``train.channels_last: false`` to the last bit).
+        backend: ``torch``, ``onnx`` or ``openvino``; default: ``onnx`` with ``onnx_path``, else ``torch``.
 
     Example:
         >>> p = Predictor(model, meta.mean, meta.std)             # doctest: +SKIP
@@ -59,13 +63,26 @@ class Predictor:
         onnx_path: str | Path | None = None,
         threads: int | None = None,
         channels_last: bool = True,
+        backend: str | None = None,
     ):
         self.mean = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
         self.std = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
         self.tta = tta
         self.channels_last = channels_last
-        self.backend = "onnx" if onnx_path is not None else "torch"
+        self.backend = backend or ("onnx" if onnx_path is not None else "torch")
+        if self.backend not in BACKENDS:
+            raise ModelError(f"unknown backend '{self.backend}'", fix=f"use one of: {', '.join(BACKENDS)}")
         self._session: Any = None
+        self._runner: Any = None
+        if self.backend == "openvino":
+            from teachseg.inference.openvino_backend import OpenVinoRunner
+
+            if model is None:
+                raise ModelError("no model given for the openvino backend")
+            self.device = "cpu"
+            self._runner = OpenVinoRunner(model, len(mean), resolve(precision, "cpu"), threads)
+            self.precision = self._runner.precision
+            return
         if self.backend == "onnx":
             from teachseg.inference.export import EXPORT_PRECISION
 
@@ -105,7 +122,9 @@ class Predictor:
     def predict_normalised(self, x: np.ndarray) -> np.ndarray:
         """(N, C, H, W) float32, already normalised -> (N, H, W) float32 probabilities in [0, 1]."""
         if self.backend == "onnx":
-            return self._run_onnx(x)
+            return self._run_arrays(self._run_session, x)
+        if self.backend == "openvino":
+            return self._run_arrays(self._runner, x)
         return self._run_torch(x)
 
     def _run_torch(self, x_np: np.ndarray) -> np.ndarray:
@@ -126,13 +145,18 @@ class Predictor:
         assert total is not None
         return (total / len(views)).float().cpu().numpy()
 
-    def _run_onnx(self, x: np.ndarray) -> np.ndarray:
+    def _run_session(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._session.run(None, {self._input_name: x})[0])
+
+    def _run_arrays(self, logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+        """Flip TTA around a numpy logits function (onnxruntime, OpenVINO), as the torch path does it."""
         views = [None, 3, 2] if self.tta else [None]
         total = np.zeros((x.shape[0], x.shape[2], x.shape[3]), dtype=np.float32)
         for axis in views:
             xi = np.ascontiguousarray(np.flip(x, axis)) if axis else x
-            logits = self._session.run(None, {self._input_name: xi})[0][:, 0]
-            p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+            logits = logits_of(xi)[:, 0]
+            with np.errstate(over="ignore"):  # exp(-logit) overflows to inf for very negative logits: p = 0
+                p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
             total += np.flip(p, axis - 1) if axis else p
         return total / len(views)
 

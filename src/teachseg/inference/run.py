@@ -84,13 +84,17 @@ def load_predictor(
     precision: str = "auto",
     tta: bool = False,
     workdir: Path | None = None,
+    tile: int | None = None,
 ) -> tuple[Predictor, ModelInfo]:
-    """Load a model folder into a :class:`Predictor` (exporting ONNX to ``workdir`` when needed)."""
-    from teachseg.errors import ModelError
+    """Load a model folder into a :class:`Predictor` on ``backend`` (``auto``, ``torch``, ``onnx``,
+    ``openvino``; see :mod:`teachseg.inference.backends`), exporting ONNX to ``workdir`` when needed.
+
+    ``tile``: the tile side OpenVINO is compiled for first (default: the model's ``image_size``).
+    """
+    from teachseg.inference.backends import build_predictor, check_backend
     from teachseg.models import load_model_folder
 
-    if backend not in ("torch", "onnx"):
-        raise ModelError(f"unknown backend '{backend}'", fix="use --backend torch or --backend onnx")
+    backend = check_backend(backend)
     model, meta = load_model_folder(model_dir)
     if backend == "onnx":
         if onnx_path is None:
@@ -103,7 +107,16 @@ def load_predictor(
                 )
         predictor = Predictor(None, meta.mean, meta.std, tta=tta, onnx_path=onnx_path)
     else:
-        predictor = Predictor(model, meta.mean, meta.std, device=device, precision=precision, tta=tta)
+        predictor = build_predictor(
+            model,
+            meta.mean,
+            meta.std,
+            backend=backend,
+            device=device,
+            precision=precision,
+            tta=tta,
+            size=tile or meta.image_size,
+        )
     info = ModelInfo(
         folder=str(model_dir),
         arch=meta.arch,

@@ -188,6 +188,7 @@ def run_selftrain(
             tta=st.tta,
             batch_size=cfg.data.batch_size,
             precision=cfg.train.precision,
+            backend=st.backend,
         )
         teacher_state = (
             {k: v.cpu() for k, v in model.state_dict().items()} if st.student.init_from_teacher else None

@@ -1,9 +1,10 @@
 """Soft pseudo-labels: the Teacher's probabilities for unlabelled images, stored as 8-bit PNGs.
 
 Each generation's labels live in ``pseudo/gen<g>/`` with a ``manifest.json`` naming the source image, its
-content hash and the teacher (its weights' SHA-256 and the TTA setting). Every PNG is written atomically,
-so a resumed run keeps finished labels and only computes the missing ones, but only when the manifest names
-the same teacher weights and TTA setting; labels from any other teacher are cleared and made again.
+content hash and the teacher (its weights' SHA-256, the TTA setting and the inference backend that ran it,
+``selftrain.backend``). Every PNG is written atomically, so a resumed run keeps finished labels and only
+computes the missing ones, but only when the manifest names the same teacher weights, TTA setting and backend
+(a manifest without one was written by torch); labels from any other teacher are cleared and made again.
 """
 
 from __future__ import annotations
@@ -61,19 +62,28 @@ def generate_pseudo_labels(
     batch_size: int = 8,
     progress: Any = None,
     precision: str | Precision = Precision.AUTO,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     """Write one soft label per record (native size) and the manifest.
 
-    Labels already on disk are reused only when the manifest names the same teacher weights
-    (``teacher_sha256``) and TTA setting, and the source image still has the recorded content hash; any
-    other folder is cleared first, so a label on disk is always the current teacher's.
+    ``backend``: the inference engine (:mod:`teachseg.inference.backends`; ``auto`` resolves to the one
+    that runs). Labels already on disk are reused only when the manifest names the same teacher weights
+    (``teacher_sha256``), TTA setting and backend, and the source image still has the recorded content hash;
+    any other folder is cleared first, so a label on disk is always the current teacher's.
     """
     hashes = {rec.id: sha256_file(rec.image) for rec in records}
-    known = reusable_labels(out_dir, teacher_sha256, tta)
+    predictor = make_predictor(model, meta, tta, precision, backend=backend)  # the shared policy, "auto" too
+    known = reusable_labels(out_dir, teacher_sha256, tta, predictor.backend)
     if known is None:
         clear_labels(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    header = {"generation": generation, "teacher": teacher, "teacher_sha256": teacher_sha256, "tta": tta}
+    header = {
+        "generation": generation,
+        "teacher": teacher,
+        "teacher_sha256": teacher_sha256,
+        "tta": tta,
+        "backend": predictor.backend,
+    }
     # The header goes down before any label, so every PNG in the folder was made by the teacher it names.
     write_json(out_dir / MANIFEST, {**header, "complete": False, "images": []})
     entries: dict[str, dict[str, Any]] = {}
@@ -86,7 +96,6 @@ def generate_pseudo_labels(
         else:
             todo.append(rec)
     task = progress.add_task(f"pseudo-labels gen {generation}", total=len(todo)) if progress else None
-    predictor = make_predictor(model, meta, tta, precision)  # the shared policy, "auto" included
     for chunk in batched(todo, batch_size):
         images = [read_image(r.image) for r in chunk]
         probs = predict_prob(model, images, meta, predictor=predictor)
@@ -113,9 +122,12 @@ def generate_pseudo_labels(
     return manifest
 
 
-def reusable_labels(out_dir: Path, teacher_sha256: str | None, tta: bool) -> dict[str, str] | None:
+def reusable_labels(
+    out_dir: Path, teacher_sha256: str | None, tta: bool, backend: str = "torch"
+) -> dict[str, str] | None:
     """``{id: source sha256}`` of the labels in ``out_dir`` if they were made by this teacher with this TTA
-    setting (empty while the first run was still writing them), else None: they must not be reused."""
+    setting and backend (empty while the first run was still writing them), else None: they must not be
+    reused. A manifest naming no backend was written by torch."""
     path = out_dir / MANIFEST
     if teacher_sha256 is None or not path.is_file():
         return None
@@ -126,6 +138,8 @@ def reusable_labels(out_dir: Path, teacher_sha256: str | None, tta: bool) -> dic
     if not isinstance(manifest, dict):
         return None
     if manifest.get("teacher_sha256") != teacher_sha256 or manifest.get("tta") is not tta:
+        return None
+    if manifest.get("backend", "torch") != backend:
         return None
     return {str(i["id"]): str(i.get("sha256")) for i in manifest.get("images") or [] if "id" in i}
 

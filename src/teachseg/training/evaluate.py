@@ -38,6 +38,7 @@ from teachseg.inference.images import (
     predict_input_size,
     safe_key,
 )
+from teachseg.inference.predictor import Predictor
 from teachseg.inference.quantise import to_uint8
 from teachseg.io import write_json, write_png, write_text
 from teachseg.metrics import ImageScores, image_scores, summarise
@@ -69,15 +70,18 @@ def evaluate_records(
     pred_dir: Path | None = None,
     precision: str | Precision = Precision.AUTO,
     channels_last: bool = True,
+    predictor: Predictor | None = None,
 ) -> list[dict[str, object]]:
     """Per-image metrics at native resolution (:func:`score_native`); optionally store probability and
     ground-truth PNGs.
 
     To reproduce a training epoch's figures exactly, pass that run's precision, ``channels_last`` and
     validation batch size, and ``tta=False`` (as :func:`teachseg.training.fit.train_model` does).
+    ``predictor`` (from :func:`~teachseg.inference.images.make_predictor`, e.g. on another backend) replaces
+    the torch one built from ``tta``, ``precision`` and ``channels_last``.
     """
     rows: list[dict[str, object]] = []
-    predictor = make_predictor(model, meta, tta, precision, channels_last)
+    predictor = predictor or make_predictor(model, meta, tta, precision, channels_last)
     for chunk in batched(records, batch_size):
         images = [read_image(r.image) for r in chunk]
         probs = predict_input_size(images, meta, predictor)
