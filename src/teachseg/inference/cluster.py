@@ -165,7 +165,7 @@ def ray_session(ray: Any, settings: RaySettings) -> Iterator[None]:
         return
     try:
         if settings.address == LOCAL:
-            ray.init(num_cpus=settings.local_cpus, include_dashboard=False)
+            ray.init(address="local", num_cpus=settings.local_cpus, include_dashboard=False)
         else:
             ray.init(address=settings.address)
     except ConnectionError as exc:
