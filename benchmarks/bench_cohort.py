@@ -47,6 +47,8 @@ def main() -> None:
         build_model("linknet", "resnet18"), model_dir, ModelMeta("linknet", "resnet18", 128, mpp=0.5)
     )
     slides, warm = root / "slides", root / "warm"
+    slides.mkdir(parents=True)
+    warm.mkdir()
     for i in range(args.slides):
         synthetic_slide(slides / f"s{i}.tif", args.size, tissue_fraction=0.5, mpp=0.5, seed=i, tile=256)
     for i in range(2):
