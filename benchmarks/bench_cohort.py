@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from pathlib import Path
 
 from benchmarks._common import OUTPUT
 
