@@ -108,6 +108,24 @@ def predict(
     ] = "auto",
     resume: ResumeOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Predict on a Ray cluster, one task per slide: local (start one here), auto (the cluster "
+            "this node joined) or its HOST:PORT. Needs pip install 'teachseg[cluster]'.",
+        ),
+    ] = None,
+    ray_cpus_per_task: Annotated[
+        float,
+        typer.Option("--ray-cpus-per-task", min=0.01, help="--ray: CPUs (and torch threads) per slide."),
+    ] = 1.0,
+    ray_gpus_per_task: Annotated[
+        float, typer.Option("--ray-gpus-per-task", min=0.0, help="--ray: GPUs per slide (0: on CPU).")
+    ] = 0.0,
+    ray_cpus: Annotated[
+        int | None, typer.Option("--ray-cpus", min=1, help="--ray local: the cluster's CPUs (default: all).")
+    ] = None,
 ) -> None:
     """Predict tumour on slides and images: probability TIFF, QuPath GeoJSON, overlay and summary per input."""
     import tempfile
@@ -137,18 +155,35 @@ def predict(
         resize=resize,
         resume=resume,
     )
+    if ray is not None:
+        from teachseg.inference import cluster
+
+        cluster.import_ray()  # before loading anything: without Ray, say how to install it
+        settings = cluster.RaySettings(ray, ray_cpus_per_task, ray_gpus_per_task, ray_cpus)
+        device = cluster.worker_device(device, settings)
     with tempfile.TemporaryDirectory(prefix=".teachseg-export.", dir=out_dir) as tmp:
         predictor, info = load_predictor(
             model_dir,
             backend,
             onnx,
-            device=device,
+            device="cpu" if ray else device,
             precision=precision,
             tta=tta,
             workdir=Path(tmp),
             tile=tile,
         )
         with RichProgress(enabled=progress and console.mode == "rich") as bar:
+            if ray is not None:
+                if backend == "onnx" and onnx is None:  # the file load_predictor found or exported
+                    onnx = (
+                        model_dir / "model.onnx"
+                        if (model_dir / "model.onnx").is_file()
+                        else Path(tmp) / "model.onnx"
+                    )
+                make = cluster.ModelFolderPredictor(model_dir, backend, onnx, device, precision, tta)
+                log = lambda s: out.print(s, highlight=False)  # noqa: E731
+                cluster.predict_paths_ray(make, info, inputs, out_dir, opts, settings, progress=bar, log=log)
+                return
             predict_paths(
                 predictor,
                 info,
@@ -243,6 +278,9 @@ class RichProgress:
             completed=self.index + min(share, 1.0),
             where=f"{self.where} ({self.tiles_done}/{self.tiles_total} tiles)",
         )
+
+    def on_done(self, done: int, name: str) -> None:
+        self.bar.update(self.task, completed=done, where=f"{done}/{self.total} done, last {name}")
 
     def on_finish(self) -> None:
         self.bar.update(self.task, completed=self.total)

@@ -7,6 +7,7 @@ leaves both up to date with the slides it finished.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 from dataclasses import dataclass, field
@@ -123,21 +124,27 @@ def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
 
 
 class CohortTables:
-    """Keeps ``cohort.csv`` and ``failures.csv`` in ``out_dir`` up to date, each written atomically."""
+    """Keeps ``cohort.csv`` and ``failures.csv`` in ``out_dir`` up to date, each written atomically.
+
+    Rows are kept in input order (``index``) whatever order they come in (a cluster finishes slides out of
+    order); rows without an index (listed paths that do not exist) come first.
+    """
 
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
         self.rows: list[dict[str, Any]] = []
         self.failures: list[Failure] = []
+        self._row_keys: list[int] = []
+        self._failure_keys: list[int] = []
 
-    def add(self, name: str, summary: dict[str, Any]) -> None:
-        """Add the row of a predicted slide and rewrite ``cohort.csv``."""
-        self.rows.append(cohort_row(name, summary))
+    def add(self, name: str, summary: dict[str, Any], index: int | None = None) -> None:
+        """Add the row of a predicted slide (input number ``index``) and rewrite ``cohort.csv``."""
+        _insert(self.rows, self._row_keys, cohort_row(name, summary), index)
         write_text(self.out_dir / COHORT_CSV, _csv_text(COHORT_COLUMNS, self.rows))
 
-    def fail(self, failure: Failure) -> None:
+    def fail(self, failure: Failure, index: int | None = None) -> None:
         """Record an input that could not be predicted and rewrite ``failures.csv``."""
-        self.failures.append(failure)
+        _insert(self.failures, self._failure_keys, failure, index)
         rows = [{"slide": f.slide, "error": f.error, "fix": f.fix} for f in self.failures]
         write_text(self.out_dir / FAILURES_CSV, _csv_text(FAILURE_COLUMNS, rows))
 
@@ -145,6 +152,14 @@ class CohortTables:
         """A run without failures removes the ``failures.csv`` an earlier run left (it is no longer true)."""
         if not self.failures:
             (self.out_dir / FAILURES_CSV).unlink(missing_ok=True)
+
+
+def _insert(items: list[Any], keys: list[int], item: Any, index: int | None) -> None:
+    """Insert ``item`` after every item whose key is at most ``index`` (None: -1, before indexed items)."""
+    key = -1 if index is None else index
+    at = bisect.bisect_right(keys, key)
+    keys.insert(at, key)
+    items.insert(at, item)
 
 
 def failure_from(path: Path, exc: BaseException) -> Failure:

@@ -24,6 +24,9 @@ class PredictProgress(Protocol):
     def on_advance(self, n: int) -> None:
         """``n`` more tiles of the current input were predicted."""
 
+    def on_done(self, done: int, name: str) -> None:
+        """``done`` inputs are finished, the latest ``name`` (a Ray run, which predicts several at once)."""
+
     def on_finish(self) -> None:
         """Every input was handled."""
 
@@ -41,6 +44,9 @@ class NoProgress:
         pass
 
     def on_advance(self, n: int) -> None:
+        pass
+
+    def on_done(self, done: int, name: str) -> None:
         pass
 
     def on_finish(self) -> None:

@@ -13,10 +13,12 @@ import errno
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from teachseg.errors import DataError, OutputError
+from teachseg.inference.cohort import CohortTables, expand_lists, failure_from
 from teachseg.inference.options import ModelInfo, PredictOptions, ResolvedOptions, resolve_options
 from teachseg.inference.outputs import (
     discover_inputs,
@@ -33,9 +35,6 @@ from teachseg.inference.sliding import SlidingWindowInferer, TilePredictor, gaus
 from teachseg.io import disk_full_error, is_disk_full
 from teachseg.runfiles import PredictSummary
 from teachseg.wsi.readers import open_slide
-
-if TYPE_CHECKING:
-    from teachseg.inference.cohort import CohortTables
 
 #: Single-level images no larger than this (either side) get ordinary PNG outputs.
 ORDINARY_MAX_SIDE = 4096
@@ -132,6 +131,114 @@ def load_predictor(
     return predictor, info
 
 
+@dataclass
+class CohortPlan:
+    """A ``predict`` run laid out before any input is predicted: the inputs, their output names, the tables
+    and the resolved options (shared by the single-process loop and :mod:`.cluster`)."""
+
+    files: list[Path]
+    names: list[str]
+    tables: CohortTables
+    ro: ResolvedOptions
+    total: int  # inputs, listed paths that do not exist included
+    summaries: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def is_cohort(self) -> bool:
+        """More than one input: a failing input is recorded in ``failures.csv`` and the others go on."""
+        return self.total > 1
+
+
+def plan_cohort(
+    model: ModelInfo,
+    inputs: list[Path],
+    out_dir: Path,
+    opts: PredictOptions,
+    log: Callable[[str], None] | None = None,
+) -> CohortPlan:
+    """Find the inputs (files, folders, path lists), name their outputs, record listed paths that do not
+    exist, and resolve the options once."""
+    from teachseg.io import ensure_writable_dir
+
+    ensure_writable_dir(out_dir)
+    listed = expand_lists(inputs)
+    files = discover_inputs(listed.paths, out_dir) if listed.paths else []
+    tables = CohortTables(out_dir)
+    for missing in listed.missing:
+        tables.fail(missing)
+        if log:
+            log(f"{missing.slide}: skipped: {missing.error}. Fix: {missing.fix}")
+    ro = resolve_options(opts, model)
+    if log and ro.slides_at_level0_as_they_are:
+        log("the model records no resolution (mpp): slides are predicted at level 0 as they are")
+    total = len(files) + len(listed.missing)
+    return CohortPlan(files, output_names(files), tables, ro, total)
+
+
+def reuse_finished(plan: CohortPlan, out_dir: Path, index: int, log: Callable[[str], None] | None) -> bool:
+    """With ``--resume``: remove what a killed run left for input ``index``; when its outputs are complete,
+    keep its row (from its summary) and return True (it is not predicted again)."""
+    name = plan.names[index]
+    if not plan.ro.resume:
+        return False
+    # a killed run leaves its hidden work folder behind; nothing in it is reusable
+    for stale in remove_stale_work(out_dir, name):
+        if log:
+            log(f"{name}: removed {stale.name} left by an interrupted run (--resume)")
+    if not is_complete(out_dir, name):
+        return False
+    if log:
+        log(f"{name}: complete, skipped (--resume)")
+    summary = PredictSummary.read(out_dir / f"{name}_summary.json").to_data()
+    plan.summaries[index] = summary
+    plan.tables.add(name, summary, index=index)
+    return True
+
+
+def record_result(
+    plan: CohortPlan, index: int, summary: dict[str, Any], log: Callable[[str], None] | None
+) -> None:
+    """Record a predicted input: its summary, its ``cohort.csv`` row (in input order) and its log lines."""
+    name = plan.names[index]
+    plan.summaries[index] = summary
+    plan.tables.add(name, summary, index=index)
+    if log:
+        log(describe(name, summary))
+        for warning in summary.get("warnings", []):
+            log(f"{name}: warning: {warning}")
+
+
+def record_failure(
+    plan: CohortPlan, index: int, exc: BaseException, log: Callable[[str], None] | None
+) -> None:
+    """Record an input that failed in ``failures.csv``; a lone input's error is raised instead."""
+    if not plan.is_cohort:
+        raise exc
+    # one unreadable slide should not cost the others: record it and go on
+    failure = failure_from(plan.files[index], exc)
+    plan.tables.fail(failure, index=index)
+    if log:
+        log(f"{plan.names[index]}: skipped: {failure.error}")
+
+
+def end_cohort(plan: CohortPlan, out_dir: Path) -> list[dict[str, Any]]:
+    """Finish the tables; the summaries in input order.
+
+    Raises:
+        DataError: when some inputs failed (naming ``failures.csv``).
+    """
+    plan.tables.finish()
+    if plan.tables.failures:
+        failed = [Path(f.slide).name for f in plan.tables.failures]
+        raise DataError(
+            f"{len(failed)} of {plan.total} inputs could not be read ({', '.join(failed[:5])}"
+            f"{', ...' if len(failed) > 5 else ''}); the others were predicted; see failures.csv",
+            path=out_dir,
+            fix="fix or remove those inputs (failures.csv names each one and its fix) and run again with --resume",
+        )
+    return [plan.summaries[i] for i in sorted(plan.summaries)]
+
+
 def predict_paths(
     predictor: TilePredictor,
     model: ModelInfo,
@@ -146,85 +253,42 @@ def predict_paths(
     Complete inputs are skipped with ``opts.resume``. With more than one input, an input that fails is
     recorded in ``out_dir/failures.csv`` and the others go on; ``out_dir/cohort.csv`` gets a row per finished
     input (see :mod:`teachseg.inference.cohort`). ``progress`` hears of each input and its tiles.
+    :func:`teachseg.inference.cluster.predict_paths_ray` does the same on a Ray cluster.
 
     Raises:
         DataError: after the others finished, when some inputs failed (naming ``failures.csv``).
     """
-    from teachseg.inference.cohort import CohortTables, expand_lists, failure_from
-    from teachseg.io import ensure_writable_dir
-
     progress = progress or NoProgress()
-    ensure_writable_dir(out_dir)
-    listed = expand_lists(inputs)
-    if not listed.paths:
-        files: list[Path] = []
-    else:
-        files = discover_inputs(listed.paths, out_dir)
-    names = output_names(files)
-    tables = CohortTables(out_dir)
-    for missing in listed.missing:
-        tables.fail(missing)
-        if log:
-            log(f"{missing.slide}: skipped: {missing.error}. Fix: {missing.fix}")
-    summaries: list[dict[str, Any]] = []
-    cohort = len(files) + len(listed.missing) > 1
-    ro = resolve_options(opts, model)
-    inferer = make_inferer(predictor, ro)
-
-    if log and ro.slides_at_level0_as_they_are:
-        log("the model records no resolution (mpp): slides are predicted at level 0 as they are")
-    progress.on_start(len(files))
-    for index, (path, name) in enumerate(zip(files, names, strict=True)):
+    plan = plan_cohort(model, inputs, out_dir, opts, log)
+    inferer = make_inferer(predictor, plan.ro)
+    progress.on_start(len(plan.files))
+    for index, (path, name) in enumerate(zip(plan.files, plan.names, strict=True)):
         progress.on_item(index, name)
-        if ro.resume:
-            # a killed run leaves its hidden work folder behind; nothing in it is reusable
-            for stale in remove_stale_work(out_dir, name):
-                if log:
-                    log(f"{name}: removed {stale.name} left by an interrupted run (--resume)")
-        if ro.resume and is_complete(out_dir, name):
-            if log:
-                log(f"{name}: complete, skipped (--resume)")
-            summary = PredictSummary.read(out_dir / f"{name}_summary.json").to_data()
-            summaries.append(summary)
-            tables.add(name, summary)
+        if reuse_finished(plan, out_dir, index, log):
             continue
         before = output_stamps(out_dir, name)
         try:
-            summary = predict_input(path, name, inferer, model, out_dir, ro, progress)
+            summary = predict_input(path, name, inferer, model, out_dir, plan.ro, progress)
         except Exception as exc:
             if is_output_problem(exc, out_dir):
                 # a full or read-only output disk fails every later slide too: stop, keeping the finished ones
                 remove_unfinished_outputs(out_dir, name, before)  # frees space; a rerun predicts it again
                 stop = _output_stopped(
-                    exc, path, name, out_dir, tables if cohort else None, len(summaries), len(files)
+                    exc,
+                    path,
+                    name,
+                    out_dir,
+                    plan.tables if plan.is_cohort else None,
+                    len(plan.summaries),
+                    len(plan.files),
+                    index,
                 )
                 raise stop from exc
-            if not cohort:
-                raise
-            # one unreadable slide should not cost the others: record it and go on
-            failure = failure_from(path, exc)
-            tables.fail(failure)
-            if log:
-                log(f"{name}: skipped: {failure.error}")
+            record_failure(plan, index, exc, log)
             continue
-        summaries.append(summary)
-        tables.add(name, summary)
-        if log:
-            log(_describe(name, summary))
-            for warning in summary.get("warnings", []):
-                log(f"{name}: warning: {warning}")
+        record_result(plan, index, summary, log)
     progress.on_finish()
-    tables.finish()
-    if tables.failures:
-        failed = [Path(f.slide).name for f in tables.failures]
-        total = len(files) + len(listed.missing)
-        raise DataError(
-            f"{len(failed)} of {total} inputs could not be read ({', '.join(failed[:5])}"
-            f"{', ...' if len(failed) > 5 else ''}); the others were predicted; see failures.csv",
-            path=out_dir,
-            fix="fix or remove those inputs (failures.csv names each one and its fix) and run again with --resume",
-        )
-    return summaries
+    return end_cohort(plan, out_dir)
 
 
 def is_output_problem(exc: BaseException, out_dir: Path) -> bool:
@@ -244,6 +308,7 @@ def _output_stopped(
     tables: CohortTables | None,
     done: int,
     total: int,
+    index: int | None = None,
 ) -> OutputError:
     """The one-line error that stops the run after an output-folder failure on ``name`` (a cohort also gets
     its ``failures.csv`` row)."""
@@ -259,7 +324,7 @@ def _output_stopped(
     )
     if tables is not None:
         with contextlib.suppress(OSError, OutputError):  # the table may not fit on the disk either
-            tables.fail(Failure(str(path), what, fix))
+            tables.fail(Failure(str(path), what, fix), index=index)
     kept = f"; stopped after {done} of {total} inputs (complete, listed in cohort.csv)" if done else ""
     return OutputError(
         f"{what} while predicting {name}{kept}",
@@ -276,7 +341,7 @@ def _reason(exc: BaseException) -> str:
     return (text.removeprefix(f"{path}: ") if path else text)[:160]
 
 
-def _describe(name: str, s: dict[str, Any]) -> str:
+def describe(name: str, s: dict[str, Any]) -> str:
     if s.get("kind") == "slide":
         if s.get("no_tissue"):
             return f"{name}: no tissue found ({s['seconds']:.1f} s)"
