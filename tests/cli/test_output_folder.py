@@ -11,31 +11,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from teachseg.cli import run
 from teachseg.io import atomic_path
-from tests.cli.test_predict import _one_error_line
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from teachseg.models import ModelMeta, build_model, save_model_folder
-
-    folder = tmp_path_factory.mktemp("m") / "model"
-    save_model_folder(
-        build_model("linknet", "resnet18"), folder, ModelMeta("linknet", "resnet18", 64, mpp=0.5)
-    )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def slide(tmp_path_factory) -> Path:
-    from teachseg.data.synth_slide import synthetic_slide
-
-    path = tmp_path_factory.mktemp("s") / "slide.tif"
-    synthetic_slide(path, 512, mpp=0.5, seed=5, tile=128)
-    return path
+from tests.cli.conftest import one_error_line
 
 
 def _read_only(monkeypatch, folder: Path) -> None:
@@ -80,7 +58,7 @@ def test_predict_into_a_read_only_folder_fails_before_any_work(
 
     monkeypatch.setattr(run_module, "load_predictor", no_model)
     assert run(["predict", str(model_dir), str(slide), "--out", str(out), "--no-progress"]) == 2
-    err = _one_error_line(capsys)
+    err = one_error_line(capsys)
     assert f"{out}: cannot write to this output folder (Read-only file system)" in err and "Fix:" in err
     assert list(out.iterdir()) == []
 
@@ -95,7 +73,7 @@ def test_predict_cohort_on_a_disk_that_fills_up(tmp_path, model_dir, slide, monk
     out = tmp_path / "out"
     _fills_up(monkeypatch, writers, "write_geojson", on_call=2)
     assert run(["predict", str(model_dir), str(folder), "--out", str(out), "--no-progress"]) == 2
-    err = _one_error_line(capsys)
+    err = one_error_line(capsys)
     assert len(err.splitlines()) == 1 and f"{out}: no space left on the device while predicting b" in err
     assert "stopped after 1 of 3 inputs" in err and "run again with --resume" in err
     assert (out / "a_summary.json").is_file() and not list(out.glob("b[._]*"))
@@ -110,10 +88,10 @@ def test_data_tile_read_only_and_full(tmp_path, slide, monkeypatch, capsys):
     with monkeypatch.context() as m:
         _read_only(m, out)
         assert run(["data", "tile", str(slide), "--out", str(out), "--size", "64"]) == 2
-        assert f"{out}: cannot write to this output folder (Read-only file system)" in _one_error_line(capsys)
+        assert f"{out}: cannot write to this output folder (Read-only file system)" in one_error_line(capsys)
     _fills_up(monkeypatch, tile_slides, "write_png", on_call=3)
     assert run(["data", "tile", str(slide), "--out", str(out), "--size", "64", "--min-tissue", "0"]) == 2
-    err = _one_error_line(capsys)
+    err = one_error_line(capsys)
     assert "no space left on the device" in err and "free some space" in err
     written = [p for p in out.rglob("*") if p.is_file()]
     assert len(written) == 2 and not [p for p in written if p.name.startswith(".")]  # no half-written tile

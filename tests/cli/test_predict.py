@@ -4,41 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from teachseg.cli import run
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    import torch
-
-    from teachseg.models import ModelMeta, build_model, save_model_folder
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("m") / "model"
-    save_model_folder(
-        build_model("linknet", "resnet18"), folder, ModelMeta("linknet", "resnet18", 64, mpp=0.5)
-    )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def slide(tmp_path_factory) -> Path:
-    from teachseg.data.synth_slide import synthetic_slide
-
-    path = tmp_path_factory.mktemp("s") / "slide.tif"
-    synthetic_slide(path, 512, mpp=0.5, seed=5, tile=128)
-    return path
-
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "Traceback" not in err
-    return err
+from tests.cli.conftest import one_error_line
 
 
 def test_predict_slide_and_image(tmp_path, model_dir, slide, capsys):
@@ -94,23 +65,23 @@ def test_bad_inputs(tmp_path, model_dir, slide, capsys):
     out = tmp_path / "out"
     (tmp_path / "notes.txt").write_text("hello")
     assert run(["predict", str(model_dir), str(tmp_path / "notes.txt"), "--out", str(out)]) == 2
-    assert "unsupported file type" in _one_error_line(capsys)
+    assert "unsupported file type" in one_error_line(capsys)
 
     (tmp_path / "broken.svs").write_bytes(b"\x00" * 100)
     assert run(["predict", str(model_dir), str(tmp_path / "broken.svs"), "--out", str(out)]) == 2
-    assert "broken.svs" in _one_error_line(capsys)
+    assert "broken.svs" in one_error_line(capsys)
 
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
     (incomplete / "config.json").write_text("{}")
     assert run(["predict", str(incomplete), str(slide), "--out", str(out)]) == 2
-    assert "missing" in _one_error_line(capsys)
+    assert "missing" in one_error_line(capsys)
 
     assert (
         run(["data", "tile", str(slide), "--annotations", str(tmp_path / "none.geojson"), "--out", str(out)])
         == 2
     )
-    assert "annotation file not found" in _one_error_line(capsys)
+    assert "annotation file not found" in one_error_line(capsys)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
@@ -120,7 +91,7 @@ def test_unwritable_output(tmp_path, model_dir, slide, capsys):
     locked.chmod(0o500)
     try:
         assert run(["predict", str(model_dir), str(slide), "--out", str(locked / "out")]) == 2
-        assert "cannot write" in _one_error_line(capsys)
+        assert "cannot write" in one_error_line(capsys)
     finally:
         locked.chmod(0o700)
 
@@ -129,7 +100,7 @@ def test_output_path_that_is_a_file(tmp_path, model_dir, slide, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
     assert run(["predict", str(model_dir), str(slide), "--out", str(blocker / "out")]) == 2
-    assert "cannot write" in _one_error_line(capsys)
+    assert "cannot write" in one_error_line(capsys)
 
 
 def test_slide_without_resolution_needs_slide_mpp(tmp_path, model_dir, capsys):
@@ -140,10 +111,10 @@ def test_slide_without_resolution_needs_slide_mpp(tmp_path, model_dir, capsys):
     out = tmp_path / "out"
     args = ["predict", str(model_dir), str(nompp), "--out", str(out), "--no-progress"]
     assert run(args) == 2
-    err = _one_error_line(capsys)
+    err = one_error_line(capsys)
     assert "nompp.tif" in err and "--slide-mpp VALUE" in err and "--ignore-mpp" in err
     assert run([*args, "--slide-mpp", "0.5", "--ignore-mpp"]) == 2
-    assert "contradict" in _one_error_line(capsys)
+    assert "contradict" in one_error_line(capsys)
     assert run([*args, "--slide-mpp", "0.25"]) == 0
     summary = json.loads((out / "nompp_summary.json").read_text())
     # level 1 is then at 0.5 um/px, the model's resolution: read as it is
@@ -226,7 +197,7 @@ def test_cohort_list_with_a_missing_path(tmp_path, model_dir, slide, capsys):
     listing.write_text(f"{slide}\nnot-here.svs\n")
     out = tmp_path / "out"
     assert run(["predict", str(model_dir), str(listing), "--out", str(out), "--no-progress"]) == 2
-    err = _one_error_line(capsys)
+    err = one_error_line(capsys)
     assert "1 of 2 inputs" in err and "failures.csv" in err
     assert "not-here.svs" in (out / "failures.csv").read_text()
     assert "slide" in (out / "cohort.csv").read_text().splitlines()[1]
