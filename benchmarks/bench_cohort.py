@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
+from pathlib import Path
 
-from benchmarks._common import OUTPUT
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import OUTPUT  # noqa: E402
 
 
 def main() -> None:

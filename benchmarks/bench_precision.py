@@ -93,7 +93,9 @@ def read_curve(path: Path) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="128px, 12 epochs, one seed")
     parser.add_argument("--epochs", type=int, default=None, help="default 12 with --quick, else 30")
     parser.add_argument("--image-size", type=int, default=None, help="default 128 with --quick, else 256")

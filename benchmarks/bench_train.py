@@ -353,7 +353,9 @@ def find_data(args: argparse.Namespace, n_images: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=None, help="timed steps per loop, after warm-up (8)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per loop (3)")
     parser.add_argument("--batch-size", type=int, default=None, help="(8)")

@@ -178,3 +178,32 @@ def test_empty_and_full_masks():
     (full,) = mask_polygons(np.ones((10, 12), bool), scale=3.0)
     assert full.area == 10 * 12 * 9
     assert rasterise_polygons([], (4, 4)).sum() == 0
+
+
+def test_banded_relabelling_equals_one_full_size_index():
+    """``_set_where`` (the memory-light ``m[chosen[labels]] = v``) matches numpy's full-size indexing for
+    any band height, including bands that do not divide the rows."""
+    from teachseg.wsi.polygons import _set_where
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 40, size=(53, 31)).astype(np.int32)
+    chosen = rng.random(40) < 0.4
+    for band in (1, 7, 53, 1024):
+        m = rng.integers(0, 2, size=(53, 31)).astype(np.uint8)
+        want = m.copy()
+        want[chosen[labels]] = 1
+        _set_where(m, chosen, labels, 1, band=band)
+        assert np.array_equal(m, want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, bool, np.float32, np.int64])
+def test_vectorising_leaves_the_callers_mask_as_it_was(dtype):
+    m = np.zeros((40, 40), dtype=dtype)
+    m[5:30, 5:30] = 1
+    m[10:12, 10:12] = 0  # a small hole the minimum-area rule fills
+    m[35, 35] = 1  # a speck it drops
+    before = m.copy()
+    v = vectorise_mask(m, min_area=10)
+    assert np.array_equal(m, before)
+    assert v.filled_area == 4 and v.removed_area == 1
+    assert v.polygon_area == pytest.approx(25 * 25)

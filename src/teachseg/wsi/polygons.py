@@ -57,10 +57,21 @@ class Vectorised:
         return abs(self.polygon_area - exp) / exp
 
 
-def _as_u8(mask: np.ndarray) -> np.ndarray:
+def _as_u8(mask: np.ndarray, copy: bool = True) -> np.ndarray:
+    """``mask`` as a C-contiguous 0/1 uint8 array: a new one, or ``mask`` itself when it already is one and
+    ``copy`` is false (one byte per pixel either way: no boolean temporary)."""
     if mask.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
-    return np.ascontiguousarray(mask != 0, dtype=np.uint8)
+    if (
+        not copy
+        and mask.dtype == np.uint8
+        and mask.flags.c_contiguous
+        and (mask.size == 0 or mask.max() <= 1)
+    ):
+        return mask
+    out = np.empty(mask.shape, dtype=np.uint8)
+    np.not_equal(mask, 0, out=out.view(bool))
+    return out
 
 
 def filter_mask(mask: np.ndarray, min_area_px: float) -> tuple[np.ndarray, int, int]:
@@ -81,10 +92,11 @@ def filter_mask(mask: np.ndarray, min_area_px: float) -> tuple[np.ndarray, int, 
     small[1:] = areas[1:] < min_area_px
     removed = int(areas[small].sum())
     if removed:
-        m[small[labels]] = 0
+        _set_where(m, small, labels, 0)
     del labels
-    bg = (1 - m).astype(np.uint8)
+    bg = np.subtract(1, m, dtype=np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(bg, connectivity=4)
+    del bg
     h, w = m.shape
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
@@ -93,8 +105,15 @@ def filter_mask(mask: np.ndarray, min_area_px: float) -> tuple[np.ndarray, int, 
     fill[0] = False  # label 0 is the foreground here
     filled = int(stats[fill, cv2.CC_STAT_AREA].sum())
     if filled:
-        m[fill[labels]] = 1
+        _set_where(m, fill, labels, 1)
     return m, removed, filled
+
+
+def _set_where(m: np.ndarray, chosen: np.ndarray, labels: np.ndarray, value: int, band: int = 1024) -> None:
+    """``m[chosen[labels]] = value``, in row bands so that no full-size boolean index is ever built."""
+    for y in range(0, m.shape[0], band):
+        rows = m[y : y + band]
+        rows[chosen[labels[y : y + band]]] = value
 
 
 def polygonal_parts(geom: Any) -> Iterator[Any]:
@@ -128,7 +147,7 @@ def mask_polygons(mask: np.ndarray, scale: float = 1.0, simplify: float = 0.0) -
     from rasterio.transform import Affine
     from shapely.geometry import shape
 
-    m = _as_u8(mask)
+    m = _as_u8(mask, copy=False)  # read only here
     if not m.any():
         return []
     transform = Affine(scale, 0.0, 0.0, 0.0, scale, 0.0)
@@ -155,10 +174,11 @@ def vectorise_mask(
         simplify: Douglas-Peucker tolerance in output units.
     """
     px_area = scale * scale
-    raw = _as_u8(mask)
-    total = int(np.count_nonzero(raw))
-    filtered, removed, filled = filter_mask(raw, min_area / px_area if min_area > 0 else 0.0)
-    del raw
+    if mask.ndim != 2:
+        raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
+    total = int(np.count_nonzero(mask))
+    # filter_mask makes the one working copy: the caller's mask is left as it is
+    filtered, removed, filled = filter_mask(mask, min_area / px_area if min_area > 0 else 0.0)
     polys = mask_polygons(filtered, scale, simplify)
     return Vectorised(
         polygons=polys,
