@@ -39,6 +39,27 @@ def test_geojson_is_qupath_shaped():
     assert geojson_features([]) == {"type": "FeatureCollection", "features": []}
 
 
+def test_geojson_ids_are_unique_and_the_same_on_every_run():
+    import uuid
+
+    m = np.zeros((60, 60), np.uint8)
+    m[5:20, 5:30] = 1
+    m[30:50, 30:50] = 1
+    m[40:45, 5:10] = 1
+    polys = mask_polygons(m, 1.0)
+    a = geojson_features(polys, source="slide-a")
+    ids = [f["id"] for f in a["features"]]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert all(uuid.UUID(i).version == 5 for i in ids)
+    # a rerun writes the same ids (outputs byte-identical between runs and between one process and a cluster)
+    assert json.dumps(geojson_features(mask_polygons(m.copy(), 1.0), source="slide-a")) == json.dumps(a)
+    # another slide, or another outline at the same place, gets other ids
+    assert not set(ids) & {f["id"] for f in geojson_features(polys, source="slide-b")["features"]}
+    m[5, 5] = 0
+    moved = geojson_features(mask_polygons(m, 1.0), source="slide-a")["features"]
+    assert [f["id"] == g for f, g in zip(moved, ids, strict=True)].count(False) == 1
+
+
 def test_pyramid_tiff_opens_in_openslide_and_tiffslide(tmp_path):
     import openslide
     import tiffslide

@@ -107,7 +107,7 @@ def predict_slide(
         vector = vectorise_mask(vec, scale, min_area=min_area, simplify=ro.simplify_px * scale)
         del vec
         writers.write_geojson(
-            out_dir / files["geojson"], writers.geojson_features(vector.polygons, mpp=reader.mpp)
+            out_dir / files["geojson"], writers.geojson_features(vector.polygons, mpp=reader.mpp, source=name)
         )
         small, _ = writers.read_level_for(pyramid, max(thumb.shape[:2]))
         small = writers.resize_to(small, thumb.shape[1], thumb.shape[0])

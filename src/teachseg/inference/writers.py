@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -18,6 +19,8 @@ TUMOUR_CLASS = "Tumor"  # QuPath's built-in class name
 TUMOUR_COLOUR = (200, 0, 0)
 AREA_UM2 = "Area \u00b5m^2"  # QuPath's measurement name (micro sign, as QuPath writes it)
 AREA_PX2 = "Area px^2"
+#: namespace of the GeoJSON feature ids (a fixed, random UUID: ids cannot collide with other tools' uuid5)
+FEATURE_NAMESPACE = uuid.UUID("6f1c8e2a-9b4d-5c3e-8a71-2d54b0f3c9e1")
 
 
 # ---------------------------------------------------------------- pyramid
@@ -139,26 +142,29 @@ def geojson_features(
     name: str = TUMOUR_CLASS,
     colour: tuple[int, int, int] = TUMOUR_COLOUR,
     mpp: float | None = None,
+    source: str = "",
 ) -> dict:
     """A FeatureCollection of annotations as QuPath exports and imports them (level-0 pixel coordinates).
 
     Each polygonal part is one feature with ``objectType: annotation``, a ``classification`` (name and RGB
     colour) and ``measurements``: ``Area µm^2`` when the slide's level-0 ``mpp`` is known (QuPath's own
-    name for it), else ``Area px^2``.
+    name for it), else ``Area px^2``. Feature ids are UUIDs derived from ``source`` (e.g. the slide's name),
+    the feature's position and its geometry, so the same prediction always writes the same file and a rerun
+    or a cluster run is byte-identical to the first, while ids stay unique within and across slides.
     """
     from shapely.geometry import mapping
 
     from teachseg.wsi.polygons import polygonal_parts
 
     features = []
-    for p in (part for g in polygons for part in polygonal_parts(g)):
+    for i, p in enumerate(part for g in polygons for part in polygonal_parts(g)):
         geom = mapping(p)
         geom["coordinates"] = [[[round(x, 2), round(y, 2)] for x, y in r] for r in geom["coordinates"]]
         area = {AREA_UM2: round(p.area * mpp**2, 3)} if mpp else {AREA_PX2: round(p.area, 2)}
         features.append(
             {
                 "type": "Feature",
-                "id": str(uuid.uuid4()),
+                "id": feature_id(source, i, geom),
                 "geometry": geom,
                 "properties": {
                     "objectType": "annotation",
@@ -169,6 +175,12 @@ def geojson_features(
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def feature_id(source: str, index: int, geometry: dict) -> str:
+    """A UUID (version 5) for feature ``index`` of ``source`` with this (rounded) geometry."""
+    digest = hashlib.sha256(json.dumps(geometry, separators=(",", ":")).encode()).hexdigest()
+    return str(uuid.uuid5(FEATURE_NAMESPACE, f"{source}\x00{index}\x00{digest}"))
 
 
 def write_geojson(path: str | Path, collection: dict) -> Path:
