@@ -1,9 +1,11 @@
 """A cohort on a Ray cluster: outputs byte-identical to the single-process run, streamed into one folder,
-per-slide failures as rows, finished slides not redone, a dead worker's slide retried elsewhere."""
+per-slide failures as rows, finished slides not redone, a dead worker's slide retried elsewhere, a full
+output disk stopping the whole cohort as in the single-process run."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import shutil
 import signal
@@ -18,11 +20,12 @@ import numpy as np
 import pytest
 
 from teachseg.data.synth_slide import synthetic_slide
-from teachseg.errors import ConfigError, DataError
+from teachseg.errors import ConfigError, DataError, OutputError
 from teachseg.inference.cluster import RaySettings, predict_paths_ray, worker_device
 from teachseg.inference.options import ModelInfo, PredictOptions
+from teachseg.inference.outputs import is_complete
 from teachseg.inference.run import predict_paths
-from teachseg.io import write_png
+from teachseg.io import atomic_path, write_png
 
 from .test_golden_outputs import _comparable, _pattern, _red
 
@@ -55,6 +58,39 @@ class KillOnceFactory:
             os._exit(1)  # the worker dies mid-slide, as on an out-of-memory kill
 
         return predictor
+
+
+class DiskFullFactory:
+    """Builds the red predictor, and makes this worker's output disk "fill up" at slide ``failing``.
+
+    Run on each worker (the factory is what Ray sends), it replaces the worker's GeoJSON writer: the
+    ``failing`` slide's write meets ENOSPC half-way through its temporary file (and leaves ``marker``); any
+    other slide that reaches its GeoJSON write after that hangs, so it finishes only if it is not cancelled.
+    """
+
+    def __init__(self, failing: str, marker: Path):
+        self.failing = failing
+        self.marker = marker
+
+    def __call__(self):
+        from teachseg.inference import writers
+
+        real = getattr(writers.write_geojson, "real", writers.write_geojson)
+        failing, marker = self.failing, self.marker
+
+        def write_geojson(path, collection):
+            if Path(path).stem == failing:
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(b'{"type":"FeatureCollection","feat')
+                    marker.touch()
+                    raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+            if marker.exists():
+                time.sleep(120)  # the disk is full: this slide must be cancelled, not finished
+            return real(path, collection)
+
+        write_geojson.real = real  # type: ignore[attr-defined]
+        writers.write_geojson = write_geojson
+        return _red
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +197,46 @@ def test_a_dead_worker_is_retried_and_every_slide_finishes(cohort, reference, tm
         predict_paths_ray(KillOnceFactory(marker), INFO, [cohort], out2, OPTS, RaySettings())
     assert marker.is_file()  # a worker really died
     assert_same_outputs(out2, reference)
+
+
+@pytest.mark.slow
+def test_a_full_output_disk_stops_the_cohort_on_the_cluster(cohort, reference, tmp_path, local_ray):
+    out = tmp_path / "out"
+    marker = tmp_path / "disk-full"
+    started = time.monotonic()
+    with pytest.raises(OutputError) as info:
+        predict_paths_ray(DiskFullFactory("s1", marker), INFO, [cohort], out, OPTS, RaySettings())
+    assert marker.is_file() and time.monotonic() - started < 100  # the hanging slides were cancelled
+    # the single-process run's one line: the folder, what happened, how many were kept, the fix
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{out}: no space left on the device while predicting s1")
+    assert "free some space" in info.value.fix and "--resume" in info.value.fix
+
+    # every slide in cohort.csv is complete and as the single-process run wrote it; nothing else is left:
+    # not s1's half-written outputs, not what the cancelled slides wrote, no hidden work folder or temporary
+    kept = [r["name"] for r in _rows(out / "cohort.csv")] if (out / "cohort.csv").exists() else []
+    assert set(kept) <= {"a", "b", "s0"}  # s1 failed; s2 and s3 come later and were cancelled
+    if kept:
+        assert f"stopped after {len(kept)} of 7 inputs" in message
+    for name in kept:
+        assert is_complete(out, name)
+    names = {"a", "b", "s0", "s1", "s2", "s3"}
+    assert not [n for n in names - set(kept) if list(out.glob(f"{n}*")) or list(out.glob(f".{n}*"))]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    for p in out.iterdir():
+        if p.name not in ("cohort.csv", "failures.csv"):
+            assert _comparable(p) == _comparable(reference / p.name), p.name
+    failures = {Path(r["slide"]).name: r for r in _rows(out / "failures.csv")}
+    assert "no space left" in failures["s1.tif"]["error"] and "--resume" in failures["s1.tif"]["fix"]
+
+    # the fix works: once there is space, --resume predicts the rest, byte-identical to one process
+    ray.shutdown()  # fresh workers: these ones keep the full-disk writer
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    resume = PredictOptions(batch_size=3, min_area_um2=20.0, resume=True)
+    with pytest.raises(DataError, match=r"1 of 7 inputs could not be read \(broken\.svs\)"):
+        predict_paths_ray(make_red, INFO, [cohort], out, resume, RaySettings())
+    assert_same_outputs(out, reference)
 
 
 def _free_port() -> int:

@@ -116,3 +116,28 @@ def test_cycle_sampler_covers_every_image_and_is_reproducible():
     assert keys[:5] == [3000] * 5 and keys[5:10] == [3001] * 5
     a, b = CycleSampler(5, 2, 6, num_replicas=2, rank=0), CycleSampler(5, 2, 6, num_replicas=2, rank=1)
     assert len(list(a)) == len(list(b)) == 6
+
+
+def test_under_ddp_each_rank_draws_other_unlabelled_images(synth_data):
+    """The loaders shard both streams by the trainer's rank: the same number of steps on every rank, and
+    within a pass over the unlabelled images no two ranks draw the same one."""
+    from types import SimpleNamespace
+
+    seen: list[list[int]] = []
+    steps: list[int] = []
+    for rank in (0, 1):
+        dm = _datamodule(synth_data)
+        dm.batch_size = dm.unlabelled_batch_size = 2
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank)  # type: ignore[assignment]
+        loaders = dm.train_dataloader().iterables
+        lab, unl = loaders["labelled"], loaders["unlabelled"]
+        assert isinstance(unl.sampler, CycleSampler) and unl.sampler.rank == rank
+        unl.sampler.set_epoch(1)
+        steps.append(len(lab))
+        seen.append([int(i) for i, _ in unl.sampler])
+    # 8 labelled images: 4 per rank, 2 batches of 2 each; the unlabelled stream lasts as long (2 x 2)
+    assert steps == [2, 2] and len(seen[0]) == len(seen[1]) == 4
+    n = len(dm.unlabelled)
+    assert n == 4  # one pass of 4 images covers both ranks' 2 + 2 first draws
+    assert not set(seen[0][:2]) & set(seen[1][:2])
+    assert sorted(seen[0][:2] + seen[1][:2]) == list(range(n))

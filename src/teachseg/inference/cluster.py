@@ -12,7 +12,10 @@ last (:func:`~teachseg.inference.run.predict_input`). The driver takes results a
 Ray does the scheduling and the retries: a task whose worker process or node dies is run again elsewhere
 (``max_retries``, ``retry_exceptions=False``); the retry first removes the dead attempt's hidden files. An
 error raised while predicting a slide (an unreadable file) is not retried: it is a ``failures.csv`` row, as
-in the single-process run. Slides, model folder and output folder must be on storage every node sees.
+in the single-process run. A full or read-only output folder stops the run as there
+(:func:`~teachseg.inference.run.output_stop`): the other tasks are cancelled, the slides that finished are
+kept in ``cohort.csv``, what the failed and cancelled slides wrote is removed, and one line names the folder
+and the fix. Slides, model folder and output folder must be on storage every node sees.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from teachseg.errors import ConfigError, DataError
 from teachseg.inference.options import ModelInfo, PredictOptions, ResolvedOptions
-from teachseg.inference.outputs import remove_stale_work
+from teachseg.inference.outputs import output_stamps, remove_stale_work, remove_unfinished_outputs
 from teachseg.inference.progress import NoProgress, PredictProgress
 from teachseg.inference.sliding import TilePredictor
+
+if TYPE_CHECKING:
+    from teachseg.inference.run import CohortPlan
 
 #: ``--ray`` values that are not an address.
 LOCAL, AUTO = "local", "auto"
@@ -213,9 +219,18 @@ def predict_paths_ray(
 
     Raises:
         ConfigError: Ray is not installed, the cluster cannot be reached, or no node has the resources.
+        OutputError: the output folder is full or cannot be written (the other tasks are cancelled).
         DataError: after the others finished, when some inputs failed (naming ``failures.csv``).
     """
-    from teachseg.inference.run import end_cohort, plan_cohort, record_failure, record_result, reuse_finished
+    from teachseg.inference.run import (
+        end_cohort,
+        is_output_problem,
+        output_stop,
+        plan_cohort,
+        record_failure,
+        record_result,
+        reuse_finished,
+    )
 
     ray = import_ray()
     progress = progress or NoProgress()
@@ -232,11 +247,13 @@ def predict_paths_ray(
         )
         run_id, factory = uuid.uuid4().hex, ray.put(make_predictor)
         pending: dict[Any, int] = {}
+        before: dict[int, dict[str, tuple[int, int]]] = {}  # outputs of each slide before it was sent
         for index, (path, name) in enumerate(zip(plan.files, plan.names, strict=True)):
             if reuse_finished(plan, out_dir, index, log):
                 done += 1
                 progress.on_done(done, name)
                 continue
+            before[index] = output_stamps(out_dir, name)
             ref = task.remote(run_id, factory, index, path, name, model, out_dir, plan.ro, settings.threads)
             pending[ref] = index
         while pending:
@@ -253,6 +270,10 @@ def predict_paths_ray(
                 if result.fatal:
                     _cancel(ray, pending)
                     raise result.error  # type: ignore[misc]
+                if result.error is not None and is_output_problem(result.error, out_dir):
+                    # a full or read-only output disk fails every later slide too: stop, keeping the finished
+                    _settle_cancelled(ray, pending, plan, out_dir, before, log)
+                    raise output_stop(plan, index, result.error, out_dir, before[index]) from result.error
                 if result.error is not None:
                     record_failure(plan, index, result.error, log)
                 else:
@@ -274,3 +295,36 @@ def _died(path: Path, exc: BaseException, settings: RaySettings) -> DataError:
 def _cancel(ray: Any, pending: dict[Any, int]) -> None:
     for ref in pending:
         ray.cancel(ref, force=True)
+
+
+def _settle_cancelled(
+    ray: Any,
+    pending: dict[Any, int],
+    plan: CohortPlan,
+    out_dir: Path,
+    before: dict[int, dict[str, tuple[int, int]]],
+    log: Callable[[str], None] | None,
+    timeout: float = 60.0,
+) -> None:
+    """Cancel the slides still pending after the output folder failed; once their tasks are over, keep
+    those that finished in the meantime (``cohort.csv``; an unreadable slide gets its ``failures.csv`` row)
+    and remove what the others wrote (hidden work folders, outputs half replaced), as the single-process run
+    leaves no partial slide behind."""
+    from teachseg.inference.run import is_output_problem, record_failure, record_result
+
+    _cancel(ray, pending)
+    refs = list(pending)
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout) if refs else ([], [])
+    finished = set()
+    for ref in ready:
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError:  # cancelled (or its worker died): nothing of it is kept
+            continue
+        if result.summary is not None and result.error is None:
+            record_result(plan, pending[ref], result.summary, log)
+            finished.add(pending[ref])
+        elif result.error is not None and not result.fatal and not is_output_problem(result.error, out_dir):
+            record_failure(plan, pending[ref], result.error, log)  # an unreadable slide, as always
+    for index in sorted(set(pending.values()) - finished):
+        remove_unfinished_outputs(out_dir, plan.names[index], before[index])

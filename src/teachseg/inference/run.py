@@ -272,18 +272,7 @@ def predict_paths(
         except Exception as exc:
             if is_output_problem(exc, out_dir):
                 # a full or read-only output disk fails every later slide too: stop, keeping the finished ones
-                remove_unfinished_outputs(out_dir, name, before)  # frees space; a rerun predicts it again
-                stop = _output_stopped(
-                    exc,
-                    path,
-                    name,
-                    out_dir,
-                    plan.tables if plan.is_cohort else None,
-                    len(plan.summaries),
-                    len(plan.files),
-                    index,
-                )
-                raise stop from exc
+                raise output_stop(plan, index, exc, out_dir, before) from exc
             record_failure(plan, index, exc, log)
             continue
         record_result(plan, index, summary, log)
@@ -298,6 +287,27 @@ def is_output_problem(exc: BaseException, out_dir: Path) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and exc.filename:
         return Path(exc.filename).resolve().is_relative_to(out_dir.resolve())
     return False
+
+
+def output_stop(
+    plan: CohortPlan,
+    index: int,
+    exc: BaseException,
+    out_dir: Path,
+    before: dict[str, tuple[int, int]],
+) -> OutputError:
+    """Input ``index`` failed on the output folder (:func:`is_output_problem`): remove what it wrote (frees
+    space; a rerun predicts it again; ``before``: its :func:`output_stamps` before it started), give it its
+    ``failures.csv`` row and return the one-line error that stops the run, the finished inputs kept.
+
+    The single-process loop and :func:`teachseg.inference.cluster.predict_paths_ray` both stop through it.
+    """
+    name = plan.names[index]
+    remove_unfinished_outputs(out_dir, name, before)
+    tables = plan.tables if plan.is_cohort else None
+    return _output_stopped(
+        exc, plan.files[index], name, out_dir, tables, len(plan.summaries), len(plan.files), index
+    )
 
 
 def _output_stopped(
