@@ -180,20 +180,50 @@ def test_empty_and_full_masks():
     assert rasterise_polygons([], (4, 4)).sum() == 0
 
 
-def test_banded_relabelling_equals_one_full_size_index():
-    """``_set_where`` (the memory-light ``m[chosen[labels]] = v``) matches numpy's full-size indexing for
-    any band height, including bands that do not divide the rows."""
-    from teachseg.wsi.polygons import _set_where
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    size=st.integers(16, 96),
+    n_blobs=st.integers(0, 8),
+    n_specks=st.integers(0, 200),
+    min_area_px=st.sampled_from([1.0, 4.0, 20.0, 60.0, 400.0]),
+    band=st.integers(1, 40),
+)
+def test_minimum_area_rule_in_row_bands_equals_the_whole_mask(
+    seed, size, n_blobs, n_specks, min_area_px, band
+):
+    """Components cut by band boundaries (diagonal contacts, one-pixel bridges, holes spanning bands, bands of
+    one row) are joined back: the result and the counts equal those of one labelling of the whole mask."""
+    mask = random_mask(seed, size, n_blobs, n_specks)
+    expected = reference_filter(mask, min_area_px)
+    whole, removed, filled = filter_mask(mask, min_area_px, band=10**6)
+    banded, removed_b, filled_b = filter_mask(mask, min_area_px, band=band)
+    assert np.array_equal(banded.astype(bool), expected)
+    assert np.array_equal(banded, whole)
+    assert (removed_b, filled_b) == (removed, filled)
+    assert int(mask.sum()) - removed + filled == int(expected.sum())
 
-    rng = np.random.default_rng(3)
-    labels = rng.integers(0, 40, size=(53, 31)).astype(np.int32)
-    chosen = rng.random(40) < 0.4
-    for band in (1, 7, 53, 1024):
-        m = rng.integers(0, 2, size=(53, 31)).astype(np.uint8)
-        want = m.copy()
-        want[chosen[labels]] = 1
-        _set_where(m, chosen, labels, 1, band=band)
-        assert np.array_equal(m, want)
+
+def test_components_join_across_bands_by_connectivity():
+    from teachseg.wsi.components import find_components
+
+    m = np.zeros((4, 6), np.uint8)
+    m[1, 1] = m[2, 2] = 1  # diagonal neighbours in two bands: one component with 8, two with 4
+    m[1, 4] = m[2, 4] = 1  # vertical neighbours: one component either way
+    for band in (1, 2, 4):
+        eight = find_components(m, 8, band=band)
+        four = find_components(m, 4, band=band)
+        assert sorted(eight.area[eight.area > 0]) == [2, 2]
+        assert sorted(four.area[four.area > 0]) == [1, 1, 2]
+        background = find_components(m, 4, invert=True, band=band)
+        (i,) = np.flatnonzero(background.area > 0)  # one background region, joined across every band
+        assert background.area[i] == 20 and background.touches_edge[i]
+    ring = np.ones((5, 5), np.uint8)
+    ring[2, 2] = 0  # a one-pixel hole in the middle band: not on the edge
+    for band in (1, 2, 5):
+        hole = find_components(ring, 4, invert=True, band=band)
+        (i,) = np.flatnonzero(hole.area > 0)
+        assert hole.area[i] == 1 and not hole.touches_edge[i]
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, bool, np.float32, np.int64])

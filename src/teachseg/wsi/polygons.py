@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from teachseg.wsi.components import BAND, apply_rule
+
 
 @dataclass
 class Vectorised:
@@ -74,46 +76,23 @@ def _as_u8(mask: np.ndarray, copy: bool = True) -> np.ndarray:
     return out
 
 
-def filter_mask(mask: np.ndarray, min_area_px: float) -> tuple[np.ndarray, int, int]:
+def filter_mask(mask: np.ndarray, min_area_px: float, band: int = BAND) -> tuple[np.ndarray, int, int]:
     """Apply the minimum-area rule to a binary mask (``min_area_px`` in mask pixels).
+
+    Components are found in bands of ``band`` rows and joined across them
+    (:mod:`teachseg.wsi.components`): the result is that of labelling the whole mask at once, with one band
+    of labels in memory instead of four bytes per pixel of the mask.
 
     Returns:
         The filtered 0/1 uint8 mask, the number of pixels removed (small 8-connected components) and the
         number filled (small 4-connected holes not touching the border).
     """
-    import cv2
-
     m = _as_u8(mask)
     if min_area_px <= 0 or not m.any():
         return m, 0, 0
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    areas = stats[:, cv2.CC_STAT_AREA]
-    small = np.zeros(n, dtype=bool)
-    small[1:] = areas[1:] < min_area_px
-    removed = int(areas[small].sum())
-    if removed:
-        _set_where(m, small, labels, 0)
-    del labels
-    bg = np.subtract(1, m, dtype=np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(bg, connectivity=4)
-    del bg
-    h, w = m.shape
-    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
-    fill = inner & (stats[:, cv2.CC_STAT_AREA] < min_area_px)
-    fill[0] = False  # label 0 is the foreground here
-    filled = int(stats[fill, cv2.CC_STAT_AREA].sum())
-    if filled:
-        _set_where(m, fill, labels, 1)
+    removed = apply_rule(m, 8, lambda c: c.area < min_area_px, 0, band=band)
+    filled = apply_rule(m, 4, lambda c: ~c.touches_edge & (c.area < min_area_px), 1, invert=True, band=band)
     return m, removed, filled
-
-
-def _set_where(m: np.ndarray, chosen: np.ndarray, labels: np.ndarray, value: int, band: int = 1024) -> None:
-    """``m[chosen[labels]] = value``, in row bands so that no full-size boolean index is ever built."""
-    for y in range(0, m.shape[0], band):
-        rows = m[y : y + band]
-        rows[chosen[labels[y : y + band]]] = value
 
 
 def polygonal_parts(geom: Any) -> Iterator[Any]:
