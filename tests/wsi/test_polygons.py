@@ -204,28 +204,6 @@ def test_minimum_area_rule_in_row_bands_equals_the_whole_mask(
     assert int(mask.sum()) - removed + filled == int(expected.sum())
 
 
-def test_components_join_across_bands_by_connectivity():
-    from teachseg.wsi.components import find_components
-
-    m = np.zeros((4, 6), np.uint8)
-    m[1, 1] = m[2, 2] = 1  # diagonal neighbours in two bands: one component with 8, two with 4
-    m[1, 4] = m[2, 4] = 1  # vertical neighbours: one component either way
-    for band in (1, 2, 4):
-        eight = find_components(m, 8, band=band)
-        four = find_components(m, 4, band=band)
-        assert sorted(eight.area[eight.area > 0]) == [2, 2]
-        assert sorted(four.area[four.area > 0]) == [1, 1, 2]
-        background = find_components(m, 4, invert=True, band=band)
-        (i,) = np.flatnonzero(background.area > 0)  # one background region, joined across every band
-        assert background.area[i] == 20 and background.touches_edge[i]
-    ring = np.ones((5, 5), np.uint8)
-    ring[2, 2] = 0  # a one-pixel hole in the middle band: not on the edge
-    for band in (1, 2, 5):
-        hole = find_components(ring, 4, invert=True, band=band)
-        (i,) = np.flatnonzero(hole.area > 0)
-        assert hole.area[i] == 1 and not hole.touches_edge[i]
-
-
 @pytest.mark.parametrize("dtype", [np.uint8, bool, np.float32, np.int64])
 def test_vectorising_leaves_the_callers_mask_as_it_was(dtype):
     m = np.zeros((40, 40), dtype=dtype)
