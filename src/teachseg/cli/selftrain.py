@@ -115,10 +115,16 @@ def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOp
     from teachseg.config import load_config
     from teachseg.selftrain.experiment import plan, run_experiment
 
+    from teachseg.training.fit import is_child_rank
+
     cfg = load_config(config, set_)
     runs = plan(cfg)
-    console.print(f"[bold]experiment[/] {cfg.name}: {len(runs)} runs -> {cfg.run_dir}", highlight=False)
-    state = run_experiment(cfg, overwrite=overwrite, console=console)
+    child = is_child_rank()  # a DDP rank > 0 runs the same fits in step, silently
+    if not child:
+        console.print(f"[bold]experiment[/] {cfg.name}: {len(runs)} runs -> {cfg.run_dir}", highlight=False)
+    state = run_experiment(cfg, overwrite=overwrite, console=None if child else console)
+    if child:
+        return
     report = _build_report(cfg.run_dir)
     failed = [r["dir"] for r in state["runs"] if r["status"] != "done"]
     if report:

@@ -25,6 +25,7 @@ from teachseg.errors import ConfigError, TeachsegError
 from teachseg.io import read_json, write_json, write_text
 from teachseg.runfiles import Lineage, NewerSchemaError, RunFileError, SelftrainSummary
 from teachseg.selftrain.methods import run_method
+from teachseg.training.fit import is_child_rank
 from teachseg.training.identity import config_drift, config_hash, describe_changes, record_config
 
 EXPERIMENT = "experiment.json"
@@ -145,8 +146,11 @@ def run_experiment(
         "started": previous.get("started") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "finished": None,
     }
-    write_text(exp_dir / "config.yaml", cfg.to_yaml())
-    write_json(path, state)
+    # DDP: every rank runs the grid (the fits must line up); rank 0 alone writes the files
+    lead = not is_child_rank()
+    if lead:
+        write_text(exp_dir / "config.yaml", cfg.to_yaml())
+        write_json(path, state)
     for i, run in enumerate(state["runs"], 1):
         rdir = exp_dir / run["dir"]
         if finished(rdir):
@@ -156,7 +160,8 @@ def run_experiment(
         say(f"[bold cyan]run {i}/{len(runs)}[/] {run['dir']}")
         rcfg = run_config(cfg, run)
         rdir.mkdir(parents=True, exist_ok=True)
-        record_config(rdir, rcfg)
+        if lead:
+            record_config(rdir, rcfg)
         try:
             run_method(rcfg, rdir, resume=True, console=console)
             run["status"] = "done"
@@ -166,9 +171,11 @@ def run_experiment(
             run["status"] = "failed"
             run["error"] = f"{type(exc).__name__}: {exc}"
             say(f"[red]run {run['dir']} failed[/]: {run['error']}")
-        write_json(path, state)
+        if lead:
+            write_json(path, state)
     state["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    write_json(path, state)
+    if lead:
+        write_json(path, state)
     return state
 
 

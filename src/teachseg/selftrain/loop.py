@@ -29,7 +29,7 @@ from teachseg.models import ModelMeta, check_model_folder, load_model_folder
 from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 from teachseg.selftrain.external import check_teacher_data, rescore_teacher
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records, sha256_file
-from teachseg.training.fit import is_child_rank, train_model
+from teachseg.training.fit import does_shared_work, from_rank_zero, is_child_rank, train_model
 from teachseg.training.prepare import PreparedData, prepare_data
 from teachseg.training.spec import ModelSpec
 
@@ -129,7 +129,8 @@ def run_selftrain(
     )
 
     def save_lineage() -> None:
-        lineage.write(run_dir / LINEAGE)
+        if not is_child_rank():  # DDP: rank 0 writes the run files
+            lineage.write(run_dir / LINEAGE)
 
     # Generation 0: the Teacher.
     if st.teacher_model is not None:
@@ -152,7 +153,10 @@ def run_selftrain(
         )
         teacher_model_dir = run_dir / "gen0" / "model"
         teacher_dir_name = "gen0"
-    if teacher_data is None:  # DDP child process
+    # DDP: every rank runs this loop and its fits in step; only rank 0 has the summaries, the others receive
+    # them, so that all take the same decisions
+    teacher_data = from_rank_zero(teacher_data)
+    if teacher_data is None:
         return {}
     teacher = TrainSummary.from_data(teacher_data, path=run_dir / "gen0" / "summary.json")
     first_teacher = teacher  # summary.json's `teacher` is generation 0, whatever replaced it later
@@ -177,26 +181,30 @@ def run_selftrain(
         say(
             f"[bold]generation {g}[/]: teacher gen{teacher_gen} writes soft pseudo-labels for {len(unlabelled)} images"
         )
-        manifest = generate_pseudo_labels(
-            model,
-            meta,
-            unlabelled,
-            pseudo_dir,
-            generation=g,
-            teacher=f"gen{teacher_gen}",
-            teacher_sha256=sha256_file(teacher_model_dir / "model.safetensors"),
-            tta=st.tta,
-            batch_size=cfg.data.batch_size,
-            precision=cfg.train.precision,
-            backend=st.backend,
-        )
+        labelled: tuple[dict[str, Any], dict[str, Any]] | None = None
+        if does_shared_work():  # DDP: rank 0 writes them, the other ranks wait and read them
+            manifest = generate_pseudo_labels(
+                model,
+                meta,
+                unlabelled,
+                pseudo_dir,
+                generation=g,
+                teacher=f"gen{teacher_gen}",
+                teacher_sha256=sha256_file(teacher_model_dir / "model.safetensors"),
+                tta=st.tta,
+                batch_size=cfg.data.batch_size,
+                precision=cfg.train.precision,
+                backend=st.backend,
+            )
+            pstats = dict(manifest["stats"])
+            if withheld:
+                pstats["dice_vs_withheld_masks"] = pseudo_quality(unlabelled, manifest, pseudo_dir, withheld)
+            labelled = (manifest, pstats)
+        manifest, pstats = from_rank_zero(labelled)
         teacher_state = (
             {k: v.cpu() for k, v in model.state_dict().items()} if st.student.init_from_teacher else None
         )
         del model
-        pstats = dict(manifest["stats"])
-        if withheld:
-            pstats["dice_vs_withheld_masks"] = pseudo_quality(unlabelled, manifest, pseudo_dir, withheld)
         s = st.student
         student_spec = ModelSpec.student(cfg)
         init_state = None
@@ -228,6 +236,7 @@ def run_selftrain(
             console=console,
             extra_summary={"generation": g, "teacher": f"gen{teacher_gen}"},
         )
+        student_data = from_rank_zero(student_data)
         if student_data is None:
             return {}
         student = TrainSummary.from_data(student_data, path=run_dir / f"gen{g}" / "summary.json")
@@ -285,5 +294,7 @@ def run_selftrain(
         wall_seconds=round(time.perf_counter() - started, 2),
         method="teacher_student",
     )
+    if is_child_rank():
+        return {}
     summary.write(run_dir / "summary.json")
     return summary.to_data()

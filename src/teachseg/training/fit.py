@@ -114,6 +114,32 @@ def is_child_rank() -> bool:
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
+def does_shared_work() -> bool:
+    """True where one-off work (pseudo-labels, scores other ranks receive) is done: rank 0 of a distributed
+    job, or a process outside one (a DDP child re-running the command has not joined the group before its
+    first fit, and then repeats what rank 0 did before that fit)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def from_rank_zero(value: Any) -> Any:
+    """``value`` as rank 0 has it, on every rank (``value`` itself outside distributed training).
+
+    Lightning's DDP runs the whole command once per process and keeps the process group between fits, so
+    a job with several fits (self-training's Teacher, pseudo-labels, Students) must take the same decisions
+    on every rank: only rank 0 has the summaries, so the others receive them here. This also waits for rank 0
+    (e.g. while it writes pseudo-labels the next fit reads).
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [value if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callback]) -> L.Trainer:
     """The Lightning Trainer of ``cfg.train`` (precision resolved by :mod:`teachseg.precision`, atomic
     checkpoints, CSV logs in ``run_dir/logs``, a progress bar only on an interactive terminal)."""
