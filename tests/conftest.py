@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -48,6 +49,24 @@ def teachseg_cmd() -> list[str]:
     """The command that starts the CLI in a subprocess: the console script beside this Python."""
     exe = Path(sys.executable).parent / "teachseg"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "teachseg"]
+
+
+def run_ddp_cpu(
+    command: str, cfg: Path, port: int, *sets: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``teachseg COMMAND CFG`` under two-process DDP on the CPU (gloo) through the console script, with the
+    ``--set`` overrides ``sets``; ``env`` adds environment variables (a rank variable left over from an outer
+    DDP job is removed)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK")}
+    base.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1", **(env or {}))
+    ddp = ["train.accelerator=cpu", "train.devices=2", "train.strategy=ddp", *sets]
+    return subprocess.run(
+        [*teachseg_cmd(), command, str(cfg), *[a for s in ddp for a in ("--set", s)]],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=timeout,
+    )
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

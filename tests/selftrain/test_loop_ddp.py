@@ -16,20 +16,11 @@ import pytest
 import torch
 
 from teachseg.io import read_json
-from tests.conftest import teachseg_cmd
+from tests.conftest import run_ddp_cpu
 
 
 def _run_ddp(cfg: Path, name: str, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK")}
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-    sets = ["train.accelerator=cpu", "train.devices=2", "train.strategy=ddp", f"name={name}", *extra]
-    return subprocess.run(
-        [*teachseg_cmd(), "selftrain", str(cfg), *[a for s in sets for a in ("--set", s)]],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    return run_ddp_cpu("selftrain", cfg, port, f"name={name}", *extra)
 
 
 def _check_run(run_dir: Path, generations: int) -> dict:
@@ -96,16 +87,7 @@ def test_experiment_grid_ddp_two_cpu_processes(synth_data: Path, write_config, t
         selftrain={"max_generations": 1},
         experiment={"archs": ["linknet"], "seeds": [7], "methods": ["teacher_student", "mean_teacher"]},
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK")}
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29200 + os.getpid() % 500), OMP_NUM_THREADS="1")
-    sets = ["train.accelerator=cpu", "train.devices=2", "train.strategy=ddp", "name=grid"]
-    proc = subprocess.run(
-        [*teachseg_cmd(), "experiment", str(cfg), *[a for s in sets for a in ("--set", s)]],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    proc = run_ddp_cpu("experiment", cfg, 29200 + os.getpid() % 500, "name=grid")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "grid"
     state = read_json(exp / "experiment.json")

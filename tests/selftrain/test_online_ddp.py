@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from teachseg.io import read_json
-from tests.conftest import teachseg_cmd
+from tests.conftest import run_ddp_cpu
 
 PROBE = Path(__file__).parent / "ddp_probe"
 
@@ -54,20 +53,15 @@ def test_online_method_ddp_two_cpu_processes(
     )
     probe = tmp_path / "probe"
     probe.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK")}
-    env.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(29600 + os.getpid() % 1000 + (method == "fixmatch")),
-        OMP_NUM_THREADS="1",
-        PYTHONPATH=os.pathsep.join([str(PROBE), *filter(None, [env.get("PYTHONPATH")])]),
-        TEACHSEG_DDP_PROBE=str(probe),
-    )
-    set_ = ["train.accelerator=cpu", "train.devices=2", "train.strategy=ddp", f"name={method}"]
-    proc = subprocess.run(
-        [*teachseg_cmd(), "selftrain", str(cfg), *[a for s in set_ for a in ("--set", s)]],
-        capture_output=True,
-        text=True,
-        env=env,
+    proc = run_ddp_cpu(
+        "selftrain",
+        cfg,
+        29600 + os.getpid() % 1000 + (method == "fixmatch"),
+        f"name={method}",
+        env={
+            "PYTHONPATH": os.pathsep.join([str(PROBE), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "TEACHSEG_DDP_PROBE": str(probe),
+        },
         timeout=540,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

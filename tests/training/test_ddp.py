@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,33 +11,13 @@ import segmentation_models_pytorch as smp
 import torch
 
 from teachseg.io import read_json
-from tests.conftest import teachseg_cmd
+from tests.conftest import run_ddp_cpu
 
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(synth_data: Path, write_config, tmp_path: Path) -> None:
     cfg = write_config(synth_data, name="ddp.yaml")
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK")}
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29500 + os.getpid() % 1000), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [
-            *teachseg_cmd(),
-            "train",
-            str(cfg),
-            "--set",
-            "train.accelerator=cpu",
-            "--set",
-            "train.devices=2",
-            "--set",
-            "train.strategy=ddp",
-            "--set",
-            "name=ddp",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=420,
-    )
+    proc = run_ddp_cpu("train", cfg, 29500 + os.getpid() % 1000, "name=ddp", timeout=420)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = tmp_path / "runs"
     assert [p.name for p in runs.iterdir()] == ["ddp"]
