@@ -357,7 +357,12 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--steps", type=int, default=None, help="timed steps per loop, after warm-up (16)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per loop (10: the plain fp32 loop's step time still falls for about 10 steps on a CPU)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed steps per loop (10: the plain fp32 loop's step time still falls for about 10 steps on a CPU)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="(8)")
     parser.add_argument("--image-size", type=int, default=None, help="(256)")
     parser.add_argument(

@@ -148,12 +148,16 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_png(final: str | Path, array: np.ndarray) -> Path:
-    """Write a uint8 (H, W) or (H, W, 3|4) array as PNG, atomically."""
+def write_png(final: str | Path, array: np.ndarray, compress_level: int = 6) -> Path:
+    """Write a uint8 (H, W) or (H, W, 3|4) array as PNG, atomically.
+
+    ``compress_level`` is zlib's (0-9; lossless at every level): 1 writes a photographic image about
+    three times faster than the default 6, at a larger file.
+    """
     from PIL import Image
 
     with atomic_path(final, suffix=".png") as tmp:
-        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG", compress_level=compress_level)
     return Path(final)
 
 

@@ -72,3 +72,15 @@ def test_bad_files(tmp_path, slide_path):
     with pytest.raises(DataError):
         r = open_slide(tmp_path / "trunc.tif")
         r.read(0, 0, 0, 1024, 1024)
+
+
+def test_thumbnail_is_the_block_mean_of_the_level():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (301, 517, 3), dtype=np.uint8)
+    thumb, ds = ArrayReader(img).thumbnail(128)
+    k = 5  # ceil(517 / 128)
+    assert ds == k and thumb.shape == (301 // k, 517 // k, 3)
+    crop = img[: 301 // k * k, : 517 // k * k].astype(np.float64)
+    mean = crop.reshape(301 // k, k, 517 // k, k, 3).mean(axis=(1, 3))
+    # k * k = 25 is odd, so no mean lies half-way between two grey levels: rounding is exact
+    assert np.array_equal(thumb, np.rint(mean).astype(np.uint8))

@@ -114,7 +114,6 @@ def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOp
     """
     from teachseg.config import load_config
     from teachseg.selftrain.experiment import plan, run_experiment
-
     from teachseg.training.fit import is_child_rank
 
     cfg = load_config(config, set_)

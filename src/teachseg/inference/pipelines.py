@@ -8,6 +8,7 @@ input) -> probability and mask PNGs, overlay, summary. Both read their settings 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -94,24 +95,33 @@ def predict_slide(
         pyramid = writers.build_pyramid(raster, workdir)
         # the TIFF spans the slide's level-0 extent: its resolution tags make the scale exact per axis
         prob_ds, prob_mpp = writers.overlay_scale((w0, h0), (lv.width, lv.height), reader.mpp)
-        writers.write_pyramid_tiff(
-            out_dir / files["probability"],
-            pyramid,
-            prob_mpp,
-            description=f"teachseg tumour probability x255 ({name}); level-0 pixels per pixel: "
-            f"x {prob_ds[0]:.9g}, y {prob_ds[1]:.9g}",
-        )
-        vec, vec_ds = writers.threshold_level(pyramid, ro.vector_max_side, ro.threshold_u8)
-        scale = vec_ds * lv.downsample  # level-0 pixels per vector-raster pixel
-        min_area = ro.min_area_um2 / reader.mpp**2 if reader.mpp else ro.min_area_px
-        vector = vectorise_mask(vec, scale, min_area=min_area, simplify=ro.simplify_px * scale)
-        del vec
-        writers.write_geojson(
-            out_dir / files["geojson"], writers.geojson_features(vector.polygons, mpp=reader.mpp, source=name)
-        )
-        small, _ = writers.read_level_for(pyramid, max(thumb.shape[:2]))
-        small = writers.resize_to(small, thumb.shape[1], thumb.shape[0])
-        writers.write_overlay(out_dir / files["overlay"], thumb, small >= ro.threshold_u8)
+        # the TIFF's compression and the overlay's PNG encoder release the GIL: write them on a worker
+        # thread while this one draws the polygons (mostly Python); an error in either is raised here
+        with cf.ThreadPoolExecutor(max_workers=1) as pool:
+            tiff_done = pool.submit(
+                writers.write_pyramid_tiff,
+                out_dir / files["probability"],
+                pyramid,
+                prob_mpp,
+                description=f"teachseg tumour probability x255 ({name}); level-0 pixels per pixel: "
+                f"x {prob_ds[0]:.9g}, y {prob_ds[1]:.9g}",
+            )
+            small, _ = writers.read_level_for(pyramid, max(thumb.shape[:2]))
+            small = writers.resize_to(small, thumb.shape[1], thumb.shape[0])
+            overlay_done = pool.submit(
+                writers.write_overlay, out_dir / files["overlay"], thumb, small >= ro.threshold_u8
+            )
+            vec, vec_ds = writers.threshold_level(pyramid, ro.vector_max_side, ro.threshold_u8)
+            scale = vec_ds * lv.downsample  # level-0 pixels per vector-raster pixel
+            min_area = ro.min_area_um2 / reader.mpp**2 if reader.mpp else ro.min_area_px
+            vector = vectorise_mask(vec, scale, min_area=min_area, simplify=ro.simplify_px * scale)
+            del vec
+            writers.write_geojson(
+                out_dir / files["geojson"],
+                writers.geojson_features(vector.polygons, mpp=reader.mpp, source=name),
+            )
+            tiff_done.result()
+            overlay_done.result()
         for r in pyramid:
             r.close()
     finally:

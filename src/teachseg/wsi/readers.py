@@ -103,17 +103,14 @@ class SlideReader:
         k = max(1, math.ceil(max(lv.width, lv.height) / max_side))
         tw, th = max(1, lv.width // k), max(1, lv.height // k)
         thumb = np.empty((th, tw, 3), dtype=np.uint8)
-        # chunks of about 256 x 2048 level pixels keep the float copy small whatever the level's size
-        band, chunk = max(1, 256 // k) * k, max(1, 2048 // k) * k
+        # blocks of about 512 x 4096 level pixels keep memory bounded whatever the level's size
+        band, chunk = max(1, 512 // k) * k, max(1, 4096 // k) * k
         for y0 in range(0, th * k, band):
             rows = min(band, th * k - y0)
             for x0 in range(0, tw * k, chunk):
                 cols = min(chunk, tw * k - x0)
-                region = self.read(level, x0, y0, cols, rows).astype(np.float32)
-                small = region.reshape(rows // k, k, cols // k, k, 3).mean(axis=(1, 3))
-                thumb[y0 // k : (y0 + rows) // k, x0 // k : (x0 + cols) // k] = np.rint(small).astype(
-                    np.uint8
-                )
+                small = block_mean(self.read(level, x0, y0, cols, rows), k)
+                thumb[y0 // k : (y0 + rows) // k, x0 // k : (x0 + cols) // k] = small
         return thumb, lv.downsample * k
 
     def close(self) -> None:  # noqa: B027  (optional for subclasses)
@@ -124,6 +121,17 @@ class SlideReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def block_mean(image: np.ndarray, k: int) -> np.ndarray:
+    """The mean of each ``k`` x ``k`` block of a uint8 (H, W, C) image whose sides are multiples of ``k``,
+    rounded to the nearest integer (OpenCV's area resampling: exact block means at an integer factor)."""
+    import cv2
+
+    if k == 1:
+        return image
+    h, w = image.shape[0] // k, image.shape[1] // k
+    return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
 
 
 def _rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:

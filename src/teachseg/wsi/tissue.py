@@ -11,9 +11,10 @@ MIN_SATURATION = 0.07
 
 def saturation(rgb: np.ndarray) -> np.ndarray:
     """HSV saturation in [0, 1] of a uint8 (H, W, 3) image."""
-    rgb = rgb[..., :3].astype(np.float32)
-    mx = rgb.max(axis=-1)
-    mn = rgb.min(axis=-1)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # channel-wise max and min on the integers (a reduction over the last axis is strided and slow)
+    mx = np.maximum(np.maximum(r, g), b).astype(np.float32)
+    mn = np.minimum(np.minimum(r, g), b).astype(np.float32)
     return np.divide(mx - mn, mx, out=np.zeros_like(mx), where=mx > 0)
 
 
@@ -49,7 +50,7 @@ def detect_tissue(
     """
     sat = saturation(thumb)
     # Pure black (scanner padding) and near-white are never tissue.
-    value = thumb[..., :3].max(axis=-1)
+    value = np.maximum(np.maximum(thumb[..., 0], thumb[..., 1]), thumb[..., 2])
     candidate = value > 20
     if not candidate.any():
         return np.zeros(sat.shape, dtype=bool)
