@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,8 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 # Keep every test on the CPU's two cores and off the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CI", "1")
-# Image-hash caches of the tests go to a throw-away folder, not the user's ~/.cache/teachseg.
-os.environ.setdefault("TEACHSEG_CACHE_DIR", tempfile.mkdtemp(prefix="teachseg-test-cache-"))
+# Image-hash and OpenVINO caches of the tests go to a throw-away folder, not the user's ~/.cache/teachseg,
+# removed when the test process ends (subprocesses inherit it and finish first).
+if "TEACHSEG_CACHE_DIR" not in os.environ:
+    os.environ["TEACHSEG_CACHE_DIR"] = tempfile.mkdtemp(prefix="teachseg-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["TEACHSEG_CACHE_DIR"], ignore_errors=True)
 
 #: The smallest config that trains: 64x64, linknet + resnet18, batch 4, no workers, fp32 for speed.
 TINY: dict[str, Any] = {
