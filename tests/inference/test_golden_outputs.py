@@ -79,9 +79,8 @@ def _comparable(path: Path) -> bytes:
         # typed run files (issue 10) add their schema version; the rest is compared with the old hashes
         assert summary.pop("schema_version") == 1
         return json.dumps(summary, sort_keys=True).encode()
-    if path.name.endswith(
-        "_overlay.png"
-    ):  # pixels: overlays' zlib level changed (fast since issue 9), not content
+    # overlays by their pixels: their zlib level changed (fast since issue 9), not their content
+    if path.name.endswith("_overlay.png"):
         from PIL import Image
 
         with Image.open(path) as im:

@@ -9,12 +9,20 @@ from scipy import ndimage as ndi
 MIN_SATURATION = 0.07
 
 
+def _value_and_min(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel max (HSV value) and min of the channels, on the integers (a reduction over the last axis
+    is strided and slow)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+
+
 def saturation(rgb: np.ndarray) -> np.ndarray:
     """HSV saturation in [0, 1] of a uint8 (H, W, 3) image."""
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    # channel-wise max and min on the integers (a reduction over the last axis is strided and slow)
-    mx = np.maximum(np.maximum(r, g), b).astype(np.float32)
-    mn = np.minimum(np.minimum(r, g), b).astype(np.float32)
+    return _saturation(*_value_and_min(rgb))
+
+
+def _saturation(value: np.ndarray, low: np.ndarray) -> np.ndarray:
+    mx, mn = value.astype(np.float32), low.astype(np.float32)
     return np.divide(mx - mn, mx, out=np.zeros_like(mx), where=mx > 0)
 
 
@@ -48,9 +56,9 @@ def detect_tissue(
         min_saturation: floor on the threshold, so blank glass yields an empty mask.
         margin: dilation in thumbnail pixels, so tiles at the tissue border are not missed.
     """
-    sat = saturation(thumb)
+    value, low = _value_and_min(thumb)
+    sat = _saturation(value, low)
     # Pure black (scanner padding) and near-white are never tissue.
-    value = np.maximum(np.maximum(thumb[..., 0], thumb[..., 1]), thumb[..., 2])
     candidate = value > 20
     if not candidate.any():
         return np.zeros(sat.shape, dtype=bool)
