@@ -26,6 +26,10 @@ supervised) per seed, averaged over seeds.
 Prints the table, then ``ssl_best_gain_at_quarter: X.XXX [lo, hi]`` and, last,
 ``ssl_gap_closed_at_quarter: X.XX``. Finished runs in ``bench-output/ssl-busi/`` are reused when their config
 is unchanged (``teachseg experiment``'s rule), so an interrupted benchmark continues where it stopped.
+Finished runs are also recorded, without weights, in a ledger kept in the repository
+(``benchmarks/results/ssl-busi-<size>px-<epochs>ep/``, see ``benchmarks/_ledger.py``) and restored from it, so
+the default mode (hours on a CPU) adds up over sittings and machines; the table says which machine and commit
+made the runs it reads.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import BUSI, OUTPUT, fail, set_threads  # noqa: E402
+from benchmarks._ledger import LEDGER, provenance_of, record, restore  # noqa: E402
 from benchmarks.bench_selftrain_busi import SMOKE_PER_CLASS, merge, smoke_subset  # noqa: E402
 
 METHODS = ["supervised", "teacher_student", "mean_teacher", "fixmatch"]
@@ -87,6 +92,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the fully supervised ceiling (to split a run over processes; gap closed is then not computed)",
     )
     ap.add_argument("--workers", type=int, default=0, help="data loader workers per run (default 0)")
+    ap.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        help=f"folder of finished runs kept in the repository, restored before and recorded after each grid "
+        f"(default {LEDGER.relative_to(LEDGER.parents[1])}/ssl-busi-<size>px-<epochs>ep; not with --smoke)",
+    )
+    ap.add_argument("--no-ledger", action="store_true", help="neither restore from nor record to the ledger")
     return ap.parse_args(argv)
 
 
@@ -114,8 +127,9 @@ def run_grid(
     fractions: list[float],
     seeds: list[int],
     online: dict[str, Any] | None = None,
+    ledger: Path | None = None,
 ) -> Path:
-    """One ``teachseg experiment`` (reusing finished runs); returns its folder."""
+    """One ``teachseg experiment`` (reusing finished runs, from ``--out`` or the ledger); returns its folder."""
     from teachseg.config import build_config
     from teachseg.selftrain.experiment import run_experiment
 
@@ -138,8 +152,12 @@ def run_grid(
     print(
         f"[{name}] {len(methods)} method(s) x {len(fractions)} fraction(s) x {len(seeds)} seed(s)", flush=True
     )
+    if ledger is not None:
+        restore(ledger / name, cfg.run_dir, Path(base["data"]["root"]))
     run_experiment(cfg, overwrite=True)
     print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
+    if ledger is not None:
+        record(cfg.run_dir, ledger / name)
     return cfg.run_dir
 
 
@@ -193,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     # --quick fits the issue's 90 minutes on a 2-core CPU: 96 px and 15 epochs took 39 min there
     epochs = args.epochs or (2 if args.smoke else 15 if args.quick else 40)
     size = args.image_size or (64 if args.smoke else 96 if args.quick else 128)
-    data_root = smoke_subset(args.data, args.out / "busi-smoke") if args.smoke else args.data
+    data_root = smoke_subset(args.data, args.out / "busi-smoke") if args.smoke else args.data.resolve()
+    ledger = None
+    if not (args.no_ledger or args.smoke):
+        ledger = args.ledger or LEDGER / f"ssl-busi-{size}px-{epochs}ep"
     base = base_config(args, data_root, size, epochs)
     print(
         f"settings: data {data_root}, image_size {size}, epochs {epochs}, seeds {seeds}, label fractions "
@@ -204,15 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     plain = [m for m in args.methods if not (args.sweep and m in SWEEP)]
     grid_methods = sorted(set(plain) | {"supervised"}, key=METHODS.index)
     grid_fractions = fractions if args.no_ceiling else [*fractions, 1.0]
-    main_dir = run_grid("ssl", base, grid_methods, grid_fractions, seeds)
+    main_dir = run_grid("ssl", base, grid_methods, grid_fractions, seeds, ledger=ledger)
     cells = cells_of(main_dir)
+    if ledger is not None:
+        for where, runs in provenance_of(main_dir).items():
+            print(f"  from the ledger: {len(runs)} run(s) made on {where}", flush=True)
     # at 1.0 only the ceiling is wanted; other methods there are not part of this comparison
     cells = {k: c for k, c in cells.items() if k[1] < 1.0 or k[0] == "supervised"}
     candidates: dict[str, list[str]] = {}
     if args.sweep:
         for method in [m for m in args.methods if m in SWEEP]:
             for label, online in SWEEP[method].items():
-                exp = run_grid(f"ssl-{method}-{label}", base, [method], fractions, seeds, online)
+                exp = run_grid(f"ssl-{method}-{label}", base, [method], fractions, seeds, online, ledger)
                 for key, c in cells_of(exp, label).items():
                     cells[key] = c
                     candidates.setdefault(method, []).append(key[0])
