@@ -49,3 +49,28 @@ def test_unknown_name_carries_suggestions_and_the_fix() -> None:
     ctx = err.value.context or {}
     assert "unknown strategy 'dpp_spawn'" in str(ctx["message"]) and "ddp_spawn" in str(ctx["message"])
     assert "fsdp" in str(ctx["fix"]) and "deepspeed" in str(ctx["fix"])
+
+
+def test_encoders_known_without_smp_are_all_in_smps_registry() -> None:
+    assert set(smp.encoders.get_encoder_names()) >= names.KNOWN_ENCODERS
+
+
+def test_a_config_naming_a_common_encoder_does_not_import_smp() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from teachseg.config import build_config; "
+        "build_config({'model': {'arch': 'linknet', 'encoder': 'resnet34'}}); "
+        "print('segmentation_models_pytorch' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "False"
+
+
+def test_an_encoder_outside_the_common_set_is_checked_against_smp() -> None:
+    rare = sorted(set(smp.encoders.get_encoder_names()) - names.KNOWN_ENCODERS)[0]
+    assert names.check_encoder(rare) == rare
+    with pytest.raises(PydanticCustomError):
+        names.check_encoder("resnet35")

@@ -97,8 +97,29 @@ def encoders() -> list[str]:
     return sorted(smp.encoders.get_encoder_names())
 
 
+#: Encoder names every supported smp release registers: a config naming one of these is valid without
+#: importing smp (about 4 s of a CLI command that may not need it); any other name is checked against smp's
+#: registry. ``tests/test_names.py`` checks this set against the installed smp.
+KNOWN_ENCODERS = frozenset(
+    {
+        *(f"resnet{d}" for d in (18, 34, 50, 101, 152)),
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+        *(f"efficientnet-b{i}" for i in range(8)),
+        *(f"mit_b{i}" for i in range(6)),
+        "densenet121",
+        "densenet169",
+        "vgg16",
+        "vgg16_bn",
+        "mobilenet_v2",
+    }
+)
+
+
 def check_encoder(value: str) -> str:
     """An smp encoder name, or ``tu-<name>`` for a timm model (checked against smp's registry, lazily)."""
+    if value in KNOWN_ENCODERS:
+        return value
     if value.startswith("tu-"):
         import timm
 
