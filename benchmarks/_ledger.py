@@ -29,6 +29,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks._common import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 #: Where ``bench_ssl_busi.py`` keeps its ledger (one subfolder per image size and epoch budget).
 LEDGER = REPO / "benchmarks" / "results"
@@ -149,12 +150,17 @@ def record(out_grid: Path, ledger_grid: Path, say: Say = print) -> int:
             (tmp / PROVENANCE).write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")
             old = None
             if dest.exists():
-                old = ledger_grid / f".{run.name}.old"
-                shutil.rmtree(old, ignore_errors=True)
+                old = ledger_grid / f".{run.name}.old.{os.getpid()}"
                 dest.rename(old)
-            tmp.rename(dest)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            try:
+                tmp.rename(dest)
+            except OSError:  # another process recorded this run at the same moment: keep its copy
+                if old is not None and not dest.exists():
+                    old.rename(dest)
+                continue
+            finally:
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         changed += 1
@@ -250,3 +256,24 @@ def provenance_of(out_grid: Path) -> dict[str, list[str]]:
         commit = (p.get("git_commit") or "?")[:8] + ("+dirty" if p.get("git_dirty") else "")
         groups.setdefault(f"{where}, torch {p.get('torch')}, commit {commit}", []).append(run.name)
     return groups
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/_ledger.py OUT_GRID LEDGER_GRID``: record the finished runs of a grid folder (for
+    runs whose benchmark was stopped before it could record them itself)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("out_grid", type=Path, help="a grid folder, e.g. bench-output/ssl-busi/ssl")
+    ap.add_argument("ledger_grid", type=Path, help="e.g. benchmarks/results/ssl-busi-128px-40ep/ssl")
+    args = ap.parse_args(argv)
+    if not args.out_grid.is_dir():
+        print(f"error: {args.out_grid} is not a folder; pass the grid folder under --out", file=sys.stderr)
+        return 2
+    n = record(args.out_grid, args.ledger_grid)
+    print(f"{n} run(s) recorded in {args.ledger_grid}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench_ssl_busi.py default mode split over 6 processes (per seed: 1/8; 1/4 with the ceiling) sharing one GPU,
 # then the aggregate over the seeds that finished (reusing their runs), then bench_train.py on the GPU with the
-# time left. Used on a lent GPU machine with a time limit. Env: DATA (BUSI folder), EXTRA (more arguments for
+# time left. Finished runs land in the repository's ledger (benchmarks/_ledger.py), returned as ledger.tgz, and
+# runs already in the ledger are not trained again. Used on a lent GPU machine with a time limit. Env: DATA (BUSI folder), EXTRA (more arguments for
 # bench_ssl_busi.py), SSL_LIMIT and TOTAL (seconds), PY, OUT (logs and a tarball of the run files).
 set -u
 T0=$(date +%s)
@@ -38,6 +39,9 @@ if [ -n "$SEEDS" ]; then
   timeout -k 10 90 $PY benchmarks/bench_ssl_busi.py --data "$DATA" --seeds $SEEDS --workers 2 $EXTRA > "$OUT/ssl_all.log" 2>&1
   cat "$OUT/ssl_all.log" | grep -v "^\s*warning" | tail -40
 fi
+# the ledger (benchmarks/results/, finished runs without weights): unpack it into the checkout and commit it
+$PY benchmarks/_ledger.py bench-output/ssl-busi/ssl benchmarks/results/ssl-busi-128px-40ep/ssl  # killed ones' runs
+[ -d benchmarks/results ] && tar czf "$OUT/ledger.tgz" benchmarks/results
 ( cd bench-output && find ssl-busi \( -name '*.json' -o -name '*.csv' -o -name '*.yaml' \) -print0 | tar czf "$OUT/ssl_runs.tgz" --null -T - ) 2>&1 | tail -2
 LEFT=$(( TOTAL - $(elapsed) - 15 ))
 echo "[$(elapsed)s] bench_train with ${LEFT}s left"

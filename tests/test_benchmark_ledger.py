@@ -153,3 +153,13 @@ def test_record_replaces_an_older_copy_of_a_run(finished_run: tuple[Path, Path],
     assert not (stale / "stale.csv").exists()
     assert (stale / "lineage.json").read_bytes() == (exp_dir / "linknet_seed0" / "lineage.json").read_bytes()
     assert sorted(p.name for p in ledger.iterdir()) == ["linknet_seed0"]
+
+
+def test_the_record_command_refuses_a_wrong_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks._ledger import main
+
+    assert main([str(tmp_path / "nope"), str(tmp_path / "ledger")]) == 2
+    assert "nope is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "ledger").exists()
