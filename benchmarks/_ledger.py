@@ -218,8 +218,9 @@ def restore(ledger_grid: Path, out_grid: Path, data_root: Path, say: Say = print
         if moved:
             if hashes is None:
                 hashes = _data_hashes(data_root)
-            missing = _trained_on(run) - hashes
-            if missing or not _trained_on(run):
+            trained = _trained_on(run)
+            missing = trained - hashes
+            if missing or not trained:
                 say(
                     f"  ledger: {run.name} was trained on images not found in {data_root} "
                     f"({len(missing)} missing), not reused"

@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     # --quick fits the 90 minutes on a 2-core CPU: 96 px and 15 epochs took 39 min there
     epochs = args.epochs or (2 if args.smoke else 15 if args.quick else 40)
     size = args.image_size or (64 if args.smoke else 96 if args.quick else 128)
-    data_root = smoke_subset(args.data, args.out / "busi-smoke") if args.smoke else args.data.resolve()
+    data_root = smoke_subset(args.data, args.out / "busi-smoke") if args.smoke else args.data
     ledger = None
     if not (args.no_ledger or args.smoke):
         ledger = args.ledger or LEDGER / f"ssl-busi-{size}px-{epochs}ep"

@@ -2,8 +2,9 @@
 # bench_ssl_busi.py default mode split over 6 processes (per seed: 1/8; 1/4 with the ceiling) sharing one GPU,
 # then the aggregate over the seeds that finished (reusing their runs), then bench_train.py on the GPU with the
 # time left. Finished runs land in the repository's ledger (benchmarks/_ledger.py), returned as ledger.tgz, and
-# runs already in the ledger are not trained again. Used on a lent GPU machine with a time limit. Env: DATA (BUSI folder), EXTRA (more arguments for
-# bench_ssl_busi.py), SSL_LIMIT and TOTAL (seconds), PY, OUT (logs and a tarball of the run files).
+# runs already in the ledger are not trained again. Used on a lent GPU machine with a time limit.
+# Env: DATA (BUSI folder), EXTRA (more arguments for bench_ssl_busi.py; the ledger path below assumes the
+# default 128 px / 40 epochs), SSL_LIMIT and TOTAL (seconds), PY, OUT (logs and a tarball of the run files).
 set -u
 T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT/logs"

@@ -48,6 +48,14 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, synth_data: Path) -> 
     return cfg.run_dir, root
 
 
+@pytest.fixture
+def ledger(finished_run: tuple[Path, Path], tmp_path: Path) -> Path:
+    """The finished run recorded in a fresh ledger grid folder."""
+    path = tmp_path / "ledger" / "exp"
+    record(finished_run[0], path, lambda _: None)
+    return path
+
+
 def test_record_keeps_the_figures_and_no_weights(finished_run: tuple[Path, Path], tmp_path: Path) -> None:
     exp_dir, _ = finished_run
     ledger = tmp_path / "ledger" / "exp"
@@ -77,11 +85,9 @@ def test_record_keeps_the_figures_and_no_weights(finished_run: tuple[Path, Path]
 
 
 def test_restore_on_another_path_is_reused_without_training(
-    finished_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    finished_run: tuple[Path, Path], ledger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exp_dir, root = finished_run
-    ledger = tmp_path / "ledger" / "exp"
-    record(exp_dir, ledger, lambda _: None)
     moved = tmp_path / "elsewhere" / "data"
     shutil.copytree(root, moved)
     cfg = _cfg(tmp_path / "out-b", moved)
@@ -109,11 +115,9 @@ def test_restore_on_another_path_is_reused_without_training(
 
 
 def test_restore_refuses_runs_trained_on_other_images(
-    finished_run: tuple[Path, Path], tmp_path: Path
+    finished_run: tuple[Path, Path], ledger: Path, tmp_path: Path
 ) -> None:
-    exp_dir, root = finished_run
-    ledger = tmp_path / "ledger" / "exp"
-    record(exp_dir, ledger, lambda _: None)
+    root = finished_run[1]
     other = tmp_path / "other"
     shutil.copytree(root, other)
     for path in sorted((other / "images").glob("*.png")):
@@ -127,11 +131,9 @@ def test_restore_refuses_runs_trained_on_other_images(
 
 
 def test_an_incomplete_ledger_run_is_skipped_and_replaces_nothing(
-    finished_run: tuple[Path, Path], tmp_path: Path
+    finished_run: tuple[Path, Path], ledger: Path, tmp_path: Path
 ) -> None:
-    exp_dir, root = finished_run
-    ledger = tmp_path / "ledger" / "exp"
-    record(exp_dir, ledger, lambda _: None)
+    root = finished_run[1]
     (ledger / "linknet_seed0" / "lineage.json").unlink()
     out = tmp_path / "out-d" / "exp"
     (out / "linknet_seed0").mkdir(parents=True)
