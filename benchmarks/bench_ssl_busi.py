@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             tests = list(c.test.values())
             sd = float(np.std(tests, ddof=1)) if len(tests) > 1 else math.nan
-            gap = _gap_closed(c, sup, ceiling_test) if method != "supervised" else math.nan
+            gap = _gap_closed(c, sup, ceiling) if method != "supervised" else math.nan
             print(
                 f"{frac:g} | {c.method} | {len(tests)} | {mean(tests):.4f} ± {sd:.4f} | "
                 f"{mean(c.val.values()):.4f} | {gap:.2f}",
@@ -304,21 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     gain, lo, hi, n = paired_over_images(best, sup)
     print(f"paired over {n} test images (each averaged over {len(seeds)} seed(s))")
-    gap = _gap_closed(best, sup, ceiling_test)
+    gap = _gap_closed(best, sup, ceiling)
     print(f"ssl_best_gain_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}]")
     print(f"ssl_gap_closed_at_quarter: {gap:.2f}")
     return 0
 
 
-def _gap_closed(c: Any, sup: Any, ceiling: float) -> float:
-    if sup is None or math.isnan(ceiling):
+def _gap_closed(c: Any, sup: Any, ceiling: Any) -> float:
+    from teachseg.reports.sections.methods import gap_closed
+
+    if sup is None or ceiling is None:
         return math.nan
-    shares = [
-        (c.test[s] - sup.test[s]) / (ceiling - sup.test[s])
-        for s in c.test
-        if s in sup.test and ceiling - sup.test[s] > 1e-9
-    ]
-    return float(np.mean(shares)) if shares else math.nan
+    return gap_closed(c, sup, ceiling)
 
 
 def _best_epochs(exp_dir: Path, prefix: str) -> list[int]:

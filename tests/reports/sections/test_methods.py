@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from teachseg.reports.document import Figure
 from teachseg.reports.readers import Warnings
 from teachseg.reports.runs import ExperimentEntry, SelfTrainRun, TrainRun
-from teachseg.reports.sections.methods import best_on_validation, collect, methods_section
+from teachseg.reports.sections.methods import Cell, best_on_validation, collect, gap_closed, methods_section
 from teachseg.reports.tables.model import PlusMinus
 from teachseg.runfiles import SelftrainSummary, TrainSummary
 
@@ -74,8 +75,8 @@ def test_methods_table_covers_every_run(entries):
     fm = rows[("0.25", "fixmatch")]
     assert fm[2] == 2 and isinstance(fm[3], PlusMinus) and fm[3].mean == pytest.approx(0.62)
     assert fm[5] == pytest.approx(0.66) and fm[7] == "yes"
-    # gap closed per seed: (0.60-0.50)/(0.81-0.50), (0.64-0.52)/(0.81-0.52); ceiling = mean over seeds
-    expected = ((0.10 / 0.31) + (0.12 / 0.29)) / 2
+    # gap closed per seed, each against its own seed's ceiling: (0.60-0.50)/(0.80-0.50), (0.64-0.52)/(0.82-0.52)
+    expected = ((0.10 / 0.30) + (0.12 / 0.30)) / 2
     assert fm[6] == pytest.approx(expected)
     assert rows[("0.25", "mean_teacher")][7] == ""
     (row,) = paired.rows
@@ -88,3 +89,15 @@ def test_runs_without_a_method_give_no_methods_rows():
     plain = _entry("supervised", 0.25, 21)
     plain.method = None
     assert methods_section([plain], Warnings()).blocks == []
+
+
+def test_gap_closed_pairs_each_seed_with_its_own_ceiling():
+    # the seeds' splits differ: seed 21's supervised is near its ceiling, seed 42's is far below its own
+    sup = Cell("supervised", 0.25, test={21: 0.620, 42: 0.535})
+    ssl = Cell("teacher_student", 0.25, test={21: 0.650, 42: 0.570})
+    ceiling = Cell("supervised", 1.0, test={21: 0.672, 42: 0.614})
+    expected = (0.030 / 0.052 + 0.035 / 0.079) / 2
+    assert gap_closed(ssl, sup, ceiling) == pytest.approx(expected)
+    # a seed without its own ceiling is left out rather than compared with another seed's
+    assert gap_closed(ssl, sup, Cell("supervised", 1.0, test={42: 0.614})) == pytest.approx(0.035 / 0.079)
+    assert np.isnan(gap_closed(ssl, sup, Cell("supervised", 1.0, test={84: 0.7})))

@@ -29,7 +29,8 @@ INTRO = (
     "Every method ran on the same split per seed, architecture, augmentation, loss, metric and epochs. "
     "Test Dice is the mean over seeds (± SD, 95% t-interval over seeds); the best method at each label "
     "fraction is chosen on validation Dice, never on test. Gap closed: (method − supervised) / "
-    "(ceiling − supervised), where the ceiling is supervised training with every mask."
+    "(ceiling − supervised) per seed, against the ceiling of the same seed (each seed has its own split), then "
+    "averaged over seeds; the ceiling is supervised training with every mask."
 )
 
 
@@ -104,6 +105,21 @@ def _mean(values: dict[int, float]) -> float:
     return float(np.mean(list(values.values()))) if values else math.nan
 
 
+def gap_closed(cell: Cell, supervised: Cell, ceiling: Cell) -> float:
+    """Mean over seeds of (method - supervised) / (ceiling - supervised), each seed against its own ceiling.
+
+    Each seed has its own split, so its test images differ: a seed is compared only with the supervised run and
+    the ceiling of the same seed (seeds missing from either, or where the ceiling is not above supervised, are left
+    out). NaN when no seed remains.
+    """
+    shares = [
+        (cell.test[k] - supervised.test[k]) / (ceiling.test[k] - supervised.test[k])
+        for k in cell.test
+        if k in supervised.test and k in ceiling.test and ceiling.test[k] - supervised.test[k] > 1e-9
+    ]
+    return float(np.mean(shares)) if shares else math.nan
+
+
 def best_on_validation(cells: dict[tuple[str, float], Cell], fraction: float) -> str | None:
     """The non-supervised method with the highest mean validation Dice at ``fraction``."""
     options = [(c.method, _mean(c.val)) for (m, f), c in cells.items() if f == fraction and m != SUPERVISED]
@@ -134,13 +150,9 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
                 continue
             s = summarize(c.test.values())
             gap = None
-            if sup is not None and method != SUPERVISED and frac < 1.0:
-                closed = [
-                    (c.test[k] - sup.test[k]) / (ceiling - sup.test[k])
-                    for k in c.test
-                    if k in sup.test and ceiling - sup.test[k] > 1e-9
-                ]
-                gap = float(np.mean(closed)) if closed else None
+            if sup is not None and ceiling_cell is not None and method != SUPERVISED and frac < 1.0:
+                closed = gap_closed(c, sup, ceiling_cell)
+                gap = None if math.isnan(closed) else closed
             table.rows.append(
                 [
                     f"{frac:g}",
