@@ -12,6 +12,7 @@ import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 #: ``../shared/data/busi`` beside the repository root.
@@ -20,7 +21,7 @@ BUSI = REPO.parent / "shared" / "data" / "busi"
 OUTPUT = REPO / "bench-output"
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print ``message`` to stderr and exit with status 2."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)

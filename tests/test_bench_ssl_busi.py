@@ -1,0 +1,60 @@
+"""``benchmarks/bench_ssl_busi.py``'s own arithmetic: the sweep's default candidates and the control's statistics.
+
+The benchmark trains for hours; these check, on made-up cells, that what it prints is what was computed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from benchmarks.bench_ssl_busi import is_default, paired_over_images, report_control
+
+from teachseg.reports.sections.methods import Cell
+
+
+def test_sweep_candidates_equal_to_the_package_defaults_are_not_trained_again() -> None:
+    assert is_default({"confidence": 0.95})
+    assert is_default({"ema_decay": 0.99})
+    assert not is_default({"confidence": 0.9})
+    assert not is_default({"ema_decay": 0.999})
+    assert not is_default({"confidence": 0.95, "ema_decay": 0.999})
+
+
+def _cell(method: str, per_seed: dict[int, dict[str, float]], val: float) -> Cell:
+    return Cell(
+        method,
+        0.25,
+        test={s: sum(v.values()) / len(v) for s, v in per_seed.items()},
+        val={s: val for s in per_seed},
+        per_image=per_seed,
+    )
+
+
+def test_paired_difference_averages_each_image_over_the_seeds_it_is_tested_in() -> None:
+    a = _cell("a", {1: {"x": 0.8, "y": 0.6}, 2: {"x": 0.6, "z": 0.5}}, 0.5)
+    b = _cell("b", {1: {"x": 0.7, "y": 0.6}, 2: {"x": 0.5, "z": 0.2}}, 0.5)
+    gain, lo, hi, n = paired_over_images(a, b)
+    # image x: (0.1 + 0.1) / 2, y: 0.0, z: 0.3; then the mean over the three images
+    assert n == 3
+    assert gain == pytest.approx((0.1 + 0.0 + 0.3) / 3)
+    assert lo <= gain <= hi
+
+
+def test_control_report_prints_each_seed_and_both_paired_differences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sup = _cell("supervised", {21: {"a": 0.5, "b": 0.6}, 42: {"c": 0.4, "d": 0.4}}, 0.55)
+    control = _cell("teacher_student[control]", {21: {"a": 0.5, "b": 0.6}, 42: {"c": 0.6, "d": 0.3}}, 0.56)
+    ts = _cell("teacher_student", {21: {"a": 0.7, "b": 0.6}, 42: {"c": 0.6, "d": 0.5}}, 0.60)
+    report_control(control, ts, sup, 0.25)
+    out = capsys.readouterr().out
+    assert "seed 21: control 0.550, teacher_student 0.650, supervised 0.550" in out
+    assert "seed 42: control 0.450, teacher_student 0.550, supervised 0.400" in out
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    # control - supervised: a 0, b 0, c +0.2, d -0.1 -> 0.025; teacher_student - control: 0.2, 0, 0, 0.2 -> 0.1
+    assert lines["control_minus_supervised_at_quarter"].startswith(
+        "control_minus_supervised_at_quarter: 0.025 ["
+    )
+    assert lines["teacher_student_minus_control_at_quarter"].startswith(
+        "teacher_student_minus_control_at_quarter: 0.100 ["
+    )
+    assert "(4 test images)" in lines["teacher_student_minus_control_at_quarter"]
