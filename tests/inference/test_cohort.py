@@ -72,6 +72,26 @@ def test_cohort_from_list_and_folder_with_failures_and_rerun(tmp_path, slide_pat
     assert not (out / "failures.csv").exists()
 
 
+def test_resume_removes_the_table_temporaries_a_killed_run_left(tmp_path, slide_path):
+    # SIGKILL while cohort.csv or failures.csv was being rewritten leaves its hidden temporary file
+    # (tests/faults/test_crash_predict.py found it); --resume removes it, a run without --resume leaves it
+    out = tmp_path / "out"
+    predict_paths(*_echo(), [slide_path], out, OPTS)
+    stale = [out / ".cohort.k1ll3d00.tmp.csv", out / ".failures.k1ll3d01.tmp.csv"]
+    for p in stale:
+        p.write_text("slide,name\n")
+    keep = out / ".unrelated.k1ll3d02.tmp.csv"
+    keep.write_text("not ours")
+    predict_paths(*_echo(), [slide_path], out, OPTS)
+    assert all(p.exists() for p in stale)
+    log: list[str] = []
+    predict_paths(*_echo(), [slide_path], out, PredictOptions(batch_size=8, resume=True), log=log.append)
+    assert not any(p.exists() for p in stale)
+    assert keep.exists()
+    assert sum("left by an interrupted run" in line for line in log) == 2
+    assert [r["name"] for r in _rows(out / "cohort.csv")] == [Path(slide_path).stem]
+
+
 def test_listed_paths_are_relative_to_the_list(tmp_path):
     (tmp_path / "x.tif").write_bytes(b"")
     (tmp_path / "list.txt").write_text("# comment\n\n  x.tif  \n/no/such.svs\n")

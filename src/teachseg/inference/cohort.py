@@ -148,6 +148,18 @@ class CohortTables:
         rows = [{"slide": f.slide, "error": f.error, "fix": f.fix} for f in self.failures]
         write_text(self.out_dir / FAILURES_CSV, _csv_text(FAILURE_COLUMNS, rows))
 
+    def remove_stale(self) -> list[Path]:
+        """Delete the temporary files a killed run left while rewriting ``cohort.csv`` or ``failures.csv``
+        (``.cohort.XXXXXXXX.tmp.csv``); returns them. Only for an output folder one job writes at a time."""
+        removed = []
+        for table in (COHORT_CSV, FAILURES_CSV):
+            stem = Path(table).stem
+            for stale in sorted(self.out_dir.glob(f".{stem}.{'?' * 8}.tmp*")):
+                if stale.is_file():
+                    stale.unlink(missing_ok=True)
+                    removed.append(stale)
+        return removed
+
     def finish(self) -> None:
         """A run without failures removes the ``failures.csv`` an earlier run left (it is no longer true)."""
         if not self.failures:

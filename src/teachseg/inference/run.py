@@ -169,6 +169,11 @@ def plan_cohort(
         if log:
             log(f"{missing.slide}: skipped: {missing.error}. Fix: {missing.fix}")
     ro = resolve_options(opts, model)
+    if ro.resume:
+        # a run killed while rewriting a table leaves its temporary file; the tables are rebuilt from the summaries
+        for stale in tables.remove_stale():
+            if log:
+                log(f"removed {stale.name} left by an interrupted run (--resume)")
     if log and ro.slides_at_level0_as_they_are:
         log("the model records no resolution (mpp): slides are predicted at level 0 as they are")
     total = len(files) + len(listed.missing)
