@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
             {"pseudo_weight": 0.0, "max_generations": 1},
         )
         control = cells_of(exp, "control").get(("teacher_student[control]", quarter))
+        students = (generation_cell(main_dir, quarter, 1), generation_cell(exp, quarter, 1))
     if control is not None:
+        report_first_students(*students)
         report_control(
             control, chosen.get(("teacher_student", quarter)), chosen.get(("supervised", quarter)), quarter
         )
@@ -393,6 +395,48 @@ def report_control(control: Any, ts: Any, sup: Any, quarter: float) -> None:
         label = "control_minus_supervised" if name == "supervised" else "teacher_student_minus_control"
         gain, lo, hi, n = paired_over_images(a, b)
         print(f"{label}_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True)
+
+
+def generation_cell(exp_dir: Path, fraction: float, generation: int) -> Any:
+    """teacher_student's Student of one ``generation`` at ``fraction``, one per seed, as a Methods cell
+    (whether or not it was accepted)."""
+    import csv
+    import json
+
+    from teachseg.reports.sections.methods import Cell
+
+    cell = Cell(f"teacher_student gen{generation}", fraction)
+    for run in sorted(exp_dir.glob(f"teacher_student_l{fraction:g}_*_seed*")):
+        gen = run / f"gen{generation}"
+        if not (gen / "summary.json").is_file() or not (gen / "test_per_image.csv").is_file():
+            continue
+        summary = json.loads((gen / "summary.json").read_text())
+        seed = int(summary["seed"])
+        with (gen / "test_per_image.csv").open(newline="", encoding="utf-8") as f:
+            scores = {row["id"]: float(row["dice"]) for row in csv.DictReader(f) if row["dice"] != ""}
+        cell.per_image[seed] = scores
+        cell.test[seed] = float(summary["test_dice"])
+        cell.val[seed] = float(summary["val_dice"])
+    return cell
+
+
+def report_first_students(student: Any, control_student: Any) -> None:
+    """The first Student with pseudo-labels against the control's first Student: same initialisation,
+    batches and steps, so the difference is the pseudo-labels' signal alone (before any acceptance)."""
+    seeds = sorted(set(student.test) & set(control_student.test))
+    if not seeds:
+        return
+    print("\nfirst Students (same steps and batches; pseudo_weight 1 vs 0):", flush=True)
+    for seed in seeds:
+        print(
+            f"  seed {seed}: with pseudo-labels test {student.test[seed]:.3f} (val {student.val[seed]:.3f}), "
+            f"control test {control_student.test[seed]:.3f} (val {control_student.val[seed]:.3f})",
+            flush=True,
+        )
+    gain, lo, hi, n = paired_over_images(student, control_student)
+    print(
+        f"first_student_minus_control_student: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True
+    )
 
 
 def _gap_closed(c: Any, sup: Any, ceiling: Any) -> float:

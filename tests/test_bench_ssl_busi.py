@@ -5,8 +5,17 @@ The benchmark trains for hours; these check, on made-up cells, that what it prin
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from benchmarks.bench_ssl_busi import is_default, paired_over_images, report_control
+from benchmarks.bench_ssl_busi import (
+    generation_cell,
+    is_default,
+    paired_over_images,
+    report_control,
+    report_first_students,
+)
 
 from teachseg.reports.sections.methods import Cell
 
@@ -58,3 +67,34 @@ def test_control_report_prints_each_seed_and_both_paired_differences(
         "teacher_student_minus_control_at_quarter: 0.100 ["
     )
     assert "(4 test images)" in lines["teacher_student_minus_control_at_quarter"]
+
+
+def _student(exp: Path, seed: int, scores: dict[str, float], val: float) -> None:
+    gen = exp / f"teacher_student_l0.25_linknet_seed{seed}" / "gen1"
+    gen.mkdir(parents=True)
+    test = sum(scores.values()) / len(scores)
+    (gen / "summary.json").write_text(json.dumps({"seed": seed, "test_dice": test, "val_dice": val}))
+    lines = ["id,class,dice"] + [f"{k},benign,{v}" for k, v in scores.items()]
+    (gen / "test_per_image.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_first_students_are_read_per_seed_and_compared_image_by_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main, control = tmp_path / "ssl", tmp_path / "ssl-control"
+    _student(main, 21, {"a": 0.8, "b": 0.6}, 0.7)
+    _student(main, 42, {"c": 0.5}, 0.6)
+    _student(control, 21, {"a": 0.6, "b": 0.6}, 0.5)
+    _student(control, 42, {"c": 0.4}, 0.55)
+    # another label fraction's Students are not read
+    (main / "teacher_student_l0.125_linknet_seed21" / "gen1").mkdir(parents=True)
+    student = generation_cell(main, 0.25, 1)
+    assert student.test == pytest.approx({21: 0.7, 42: 0.5})
+    assert student.val == {21: 0.7, 42: 0.6}
+    assert student.per_image[21] == {"a": 0.8, "b": 0.6}
+    report_first_students(student, generation_cell(control, 0.25, 1))
+    out = capsys.readouterr().out
+    assert "seed 21: with pseudo-labels test 0.700 (val 0.700), control test 0.600 (val 0.500)" in out
+    # a +0.2, b 0, c +0.1
+    assert "first_student_minus_control_student: 0.100 [" in out
+    assert "(3 test images)" in out
