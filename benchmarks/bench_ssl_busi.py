@@ -329,7 +329,6 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     quarter = 0.25 if 0.25 in fractions else fractions[-1]
-    control = None
     if args.control:
         exp = run_grid(
             "ssl-control",
@@ -342,12 +341,14 @@ def main(argv: list[str] | None = None) -> int:
             {"pseudo_weight": 0.0, "max_generations": 1},
         )
         control = cells_of(exp, "control").get(("teacher_student[control]", quarter))
-        students = (generation_cell(main_dir, quarter, 1), generation_cell(exp, quarter, 1))
-    if control is not None:
-        report_first_students(*students)
-        report_control(
-            control, chosen.get(("teacher_student", quarter)), chosen.get(("supervised", quarter)), quarter
-        )
+        if control is not None:
+            report_first_students(generation_cell(main_dir, quarter, 1), generation_cell(exp, quarter, 1))
+            report_control(
+                control,
+                chosen.get(("teacher_student", quarter)),
+                chosen.get(("supervised", quarter)),
+                quarter,
+            )
 
     ssl = [m for m in args.methods if m != "supervised" and (m, quarter) in chosen]
     sup = chosen.get(("supervised", quarter))
@@ -388,35 +389,36 @@ def report_control(control: Any, ts: Any, sup: Any, quarter: float) -> None:
         if sup is not None and seed in sup.test:
             parts.append(f"supervised {sup.test[seed]:.3f}")
         print(f"  seed {seed}: " + ", ".join(parts), flush=True)
-    for name, other in (("supervised", sup), ("teacher_student", ts)):
-        if other is None:
-            continue
-        a, b = (control, other) if name == "supervised" else (other, control)
-        label = "control_minus_supervised" if name == "supervised" else "teacher_student_minus_control"
-        gain, lo, hi, n = paired_over_images(a, b)
-        print(f"{label}_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True)
+    for label, a, b in (
+        ("control_minus_supervised", control, sup),
+        ("teacher_student_minus_control", ts, control),
+    ):
+        if a is not None and b is not None:
+            gain, lo, hi, n = paired_over_images(a, b)
+            print(f"{label}_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True)
 
 
 def generation_cell(exp_dir: Path, fraction: float, generation: int) -> Any:
     """teacher_student's Student of one ``generation`` at ``fraction``, one per seed, as a Methods cell
-    (whether or not it was accepted)."""
-    import csv
-    import json
-
+    (whether or not it was accepted); read with the report's own readers."""
+    from teachseg.reports.readers import Warnings, read_csv, read_json
+    from teachseg.reports.sections.common import dice_by_image
     from teachseg.reports.sections.methods import Cell
 
+    warn = Warnings()
     cell = Cell(f"teacher_student gen{generation}", fraction)
     for run in sorted(exp_dir.glob(f"teacher_student_l{fraction:g}_*_seed*")):
         gen = run / f"gen{generation}"
-        if not (gen / "summary.json").is_file() or not (gen / "test_per_image.csv").is_file():
+        summary = read_json(gen / "summary.json", warn, required=False)
+        rows = read_csv(gen / "test_per_image.csv", warn, ("id", "dice"), required=False)
+        if not isinstance(summary, dict) or not rows:
             continue
-        summary = json.loads((gen / "summary.json").read_text())
         seed = int(summary["seed"])
-        with (gen / "test_per_image.csv").open(newline="", encoding="utf-8") as f:
-            scores = {row["id"]: float(row["dice"]) for row in csv.DictReader(f) if row["dice"] != ""}
-        cell.per_image[seed] = scores
+        cell.per_image[seed] = dice_by_image(rows)
         cell.test[seed] = float(summary["test_dice"])
         cell.val[seed] = float(summary["val_dice"])
+    for message in warn:
+        print(f"  warning: {message}", flush=True)
     return cell
 
 

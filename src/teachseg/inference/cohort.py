@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from teachseg.errors import DataError
+from teachseg.inference.outputs import remove_atomic_temporaries
 from teachseg.io import write_text
 
 #: Inputs with these suffixes are text files listing one path per line (blank lines and ``#`` comments
@@ -151,14 +152,7 @@ class CohortTables:
     def remove_stale(self) -> list[Path]:
         """Delete the temporary files a killed run left while rewriting ``cohort.csv`` or ``failures.csv``
         (``.cohort.XXXXXXXX.tmp.csv``); returns them. Only for an output folder one job writes at a time."""
-        removed = []
-        for table in (COHORT_CSV, FAILURES_CSV):
-            stem = Path(table).stem
-            for stale in sorted(self.out_dir.glob(f".{stem}.{'?' * 8}.tmp*")):
-                if stale.is_file():
-                    stale.unlink(missing_ok=True)
-                    removed.append(stale)
-        return removed
+        return remove_atomic_temporaries(self.out_dir, [Path(t).stem for t in (COHORT_CSV, FAILURES_CSV)])
 
     def finish(self) -> None:
         """A run without failures removes the ``failures.csv`` an earlier run left (it is no longer true)."""

@@ -92,8 +92,17 @@ def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
     place (``.NAME_prob.XXXXXXXX.tmp.tif`` ...).
     """
     stems = [name] + [f"{name}{ending.rsplit('.', 1)[0]}" for ending in (*OUTPUT_ENDINGS, "_summary.json")]
-    patterns = [f".{glob.escape(name)}.work.*"] + [f".{glob.escape(s)}.{'?' * 8}.tmp*" for s in stems]
-    return _remove_all(sorted({p for pattern in patterns for p in out_dir.glob(pattern)}))
+    work = out_dir.glob(f".{glob.escape(name)}.work.*")
+    return _remove_all(sorted({*work, *_atomic_temporaries(out_dir, stems)}))
+
+
+def remove_atomic_temporaries(out_dir: Path, stems: list[str]) -> list[Path]:
+    """Remove the temporary files a killed atomic write of ``out_dir/STEM.*`` left (``.STEM.XXXXXXXX.tmp*``)."""
+    return _remove_all(sorted(_atomic_temporaries(out_dir, stems)))
+
+
+def _atomic_temporaries(out_dir: Path, stems: list[str]) -> set[Path]:
+    return {p for s in stems for p in out_dir.glob(f".{glob.escape(s)}.{'?' * 8}.tmp*") if p.is_file()}
 
 
 def output_files(out_dir: Path, name: str) -> list[Path]:
