@@ -291,6 +291,22 @@ class Lineage(RunFile):
         """The entry of ``generation``, if it was recorded."""
         return next((g for g in self.generations if g.generation == generation), None)
 
+    def students(self) -> list[GenerationEntry]:
+        """The Students the loop trained, in order (the online methods and ``supervised`` have none)."""
+        return sorted((g for g in self.generations if g.role == "student"), key=lambda g: g.generation)
+
+    def cap_ended_loop(self, patience: int) -> bool:
+        """Whether ``selftrain.max_generations`` ended this loop while it could still go on: it trained at
+        least one Student and fewer than ``patience`` Students in a row at its end were rejected (with that
+        many, the loop stops for no gain whatever the cap)."""
+        students = self.students()
+        trailing_rejected = 0
+        for student in reversed(students):
+            if student.accepted:
+                break
+            trailing_rejected += 1
+        return bool(students) and trailing_rejected < patience
+
 
 class SelftrainSummary(RunFile):
     """``summary.json`` of a self-training run (written when it ends)."""

@@ -62,3 +62,50 @@ def test_experiment_refuses_or_retrains_runs_with_another_config(
     run_experiment(changed, overwrite=True)
     assert (rdir / "summary.json").stat().st_mtime_ns != finished
     assert yaml.safe_load((rdir / "config.yaml").read_text())["train"]["lr"] == 0.01
+
+
+def _val_dices(run_dir: Path) -> list[tuple[int, float | None, bool | None]]:
+    from teachseg.runfiles import Lineage
+
+    lineage = Lineage.read(run_dir / Lineage.FILE)
+    return [(g.generation, g.val_dice, g.accepted) for g in lineage.generations]
+
+
+def test_raising_the_generation_cap_extends_the_loop_and_reuses_the_other_methods(
+    tmp_path: Path, synth_data: Path
+) -> None:
+    """An experiment whose loops the cap ended goes on from their last generation when the cap is raised,
+    and ends with the loop a fresh run with that cap makes; the supervised runs are not retrained."""
+    grid = {"methods": ["supervised", "teacher_student"], "archs": ["linknet"], "seeds": [0]}
+    # patience 2: one rejected Student does not stop the loop, so the cap ends it whatever the Students score
+    capped = _cfg(tmp_path, synth_data, selftrain={"max_generations": 1, "patience": 2}, experiment=grid)
+    run_experiment(capped)
+    ts = capped.run_dir / "teacher_student_linknet_seed0"
+    sup = capped.run_dir / "supervised_linknet_seed0"
+    assert [g for g, _, _ in _val_dices(ts)] == [0, 1]
+    kept = {p: (ts / p).stat().st_mtime_ns for p in ("gen0/summary.json", "gen1/summary.json")}
+    sup_done = (sup / "summary.json").stat().st_mtime_ns
+
+    raised = _cfg(tmp_path, synth_data, selftrain={"max_generations": 2, "patience": 2}, experiment=grid)
+    state = run_experiment(raised)  # no --overwrite needed: neither run is stale
+    assert [r["status"] for r in state["runs"]] == ["done", "done"]
+    assert (sup / "summary.json").stat().st_mtime_ns == sup_done  # reused as it was
+    assert yaml.safe_load((sup / "config.yaml").read_text())["selftrain"]["max_generations"] == 1
+    assert {p: (ts / p).stat().st_mtime_ns for p in kept} == kept  # generations 0 and 1 not retrained
+    assert [g for g, _, _ in _val_dices(ts)] == [0, 1, 2]
+    assert yaml.safe_load((ts / "config.yaml").read_text())["selftrain"]["max_generations"] == 2
+
+    # the extended loop is the one a fresh run with the raised cap makes
+    fresh = _cfg(
+        tmp_path,
+        synth_data,
+        name="fresh",
+        selftrain={"max_generations": 2, "patience": 2},
+        experiment={**grid, "methods": ["teacher_student"]},
+    )
+    run_experiment(fresh)
+    assert _val_dices(fresh.run_dir / "teacher_student_linknet_seed0") == _val_dices(ts)
+
+    # once it went that far, a lower cap again is a different run: refused, naming the key
+    with pytest.raises(ConfigError, match=r"selftrain.max_generations: 2 -> 1"):
+        run_experiment(capped)

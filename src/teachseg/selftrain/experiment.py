@@ -26,7 +26,13 @@ from teachseg.io import read_json, write_json, write_text
 from teachseg.runfiles import Lineage, NewerSchemaError, RunFileError, SelftrainSummary
 from teachseg.selftrain.methods import run_method
 from teachseg.training.fit import is_child_rank
-from teachseg.training.identity import config_drift, config_hash, describe_changes, record_config
+from teachseg.training.identity import (
+    config_drift,
+    config_hash,
+    describe_changes,
+    needs_more_generations,
+    record_config,
+)
 
 EXPERIMENT = "experiment.json"
 
@@ -153,12 +159,19 @@ def run_experiment(
         write_json(path, state)
     for i, run in enumerate(state["runs"], 1):
         rdir = exp_dir / run["dir"]
-        if finished(rdir):
+        rcfg = run_config(cfg, run)
+        extend = needs_more_generations(rdir, rcfg)
+        if finished(rdir) and not extend:
             say(f"[dim]run {i}/{len(runs)} {run['dir']}: finished earlier, reused[/]")
             run["status"] = "done"
             continue
-        say(f"[bold cyan]run {i}/{len(runs)}[/] {run['dir']}")
-        rcfg = run_config(cfg, run)
+        if extend:
+            say(
+                f"[bold cyan]run {i}/{len(runs)}[/] {run['dir']}: the generation cap ended it, continuing up to "
+                f"max_generations={rcfg.selftrain.max_generations}"
+            )
+        else:
+            say(f"[bold cyan]run {i}/{len(runs)}[/] {run['dir']}")
         rdir.mkdir(parents=True, exist_ok=True)
         if lead:
             record_config(rdir, rcfg)

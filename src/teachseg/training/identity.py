@@ -41,6 +41,36 @@ IGNORED_KEYS: tuple[str, ...] = (
 )
 
 
+#: The study's loop settings (Teacher, Students, pseudo-labels and their weighting, the acceptance rule):
+#: read by ``selftrain.method: teacher_student`` alone. The other methods never train on a pseudo-labelled
+#: image (``pseudo_weight`` and ``confidence`` weigh only those), so these keys cannot change their numbers.
+LOOP_KEYS: tuple[str, ...] = (
+    "selftrain.teacher_model",
+    "selftrain.student",
+    "selftrain.pseudo_weight",
+    "selftrain.confidence",
+    "selftrain.tta",
+    "selftrain.backend",
+    "selftrain.min_delta",
+    "selftrain.patience",
+    "selftrain.max_generations",
+)
+#: Keys a run of each ``selftrain.method`` never reads, so a change to them does not make its folder stale:
+#: raising ``selftrain.max_generations`` in an experiment retrains (or extends) its teacher_student runs
+#: and reuses its supervised, Mean Teacher and FixMatch runs. They stay in ``run_identity.json`` as written.
+INERT_KEYS: dict[str, tuple[str, ...]] = {
+    "supervised": (*LOOP_KEYS, "selftrain.online"),
+    "mean_teacher": LOOP_KEYS,
+    "fixmatch": LOOP_KEYS,
+    "teacher_student": ("selftrain.online",),
+}
+MAX_GENERATIONS = "selftrain.max_generations"
+
+
+def _under(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in prefixes)
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
@@ -53,7 +83,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _ignored(key: str) -> bool:
-    return any(key == k or key.startswith(f"{k}.") for k in IGNORED_KEYS)
+    return _under(key, IGNORED_KEYS)
 
 
 def config_fields(cfg: Config | dict[str, Any]) -> dict[str, Any]:
@@ -126,17 +156,69 @@ def stored_fields(run_dir: Path) -> dict[str, Any] | None:
 
 
 def config_drift(run_dir: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
-    """The keys whose values differ between the config that made ``run_dir`` and ``cfg`` ([] if none).
+    """The keys whose values differ between the config that made ``run_dir`` and ``cfg`` ([] if none),
+    leaving out those that cannot change the numbers of a run of ``cfg.selftrain.method``.
 
     A key that a newer teachseg added (absent from the stored identity) counts as unchanged while it holds
-    its default, which is the behaviour the older version had.
+    its default, which is the behaviour the older version had. ``selftrain.max_generations`` alone does not
+    make a teacher_student run stale when the run, resumed, is the run the new cap makes
+    (:func:`cap_change_holds`).
     """
     old = stored_fields(run_dir)
     if old is None:
         return []
     defaults = config_fields(Config.model_validate({}))
     old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
-    return changed_keys(old, config_fields(cfg))
+    inert = INERT_KEYS.get(cfg.selftrain.method, ())
+    changes = [c for c in changed_keys(old, config_fields(cfg)) if not _under(c[0], inert)]
+    if [key for key, _, _ in changes] == [MAX_GENERATIONS] and cap_change_holds(run_dir, cfg):
+        return []
+    return changes
+
+
+def _lineage(run_dir: Path) -> Any:
+    from teachseg.runfiles import Lineage, NewerSchemaError, RunFileError
+
+    try:
+        return Lineage.read(run_dir / Lineage.FILE)
+    except NewerSchemaError:
+        raise
+    except RunFileError:  # none yet, or damaged: the resumed loop rewrites it
+        return None
+
+
+def needs_more_generations(run_dir: Path, cfg: Config) -> bool:
+    """Whether the teacher_student loop in ``run_dir`` stopped at a generation cap below
+    ``cfg.selftrain.max_generations`` while it could still go on: resuming it trains the next Students."""
+    st = cfg.selftrain
+    if st.method != "teacher_student":
+        return False
+    lineage = _lineage(run_dir)
+    return (
+        lineage is not None
+        and lineage.cap_ended_loop(st.patience)
+        and len(lineage.students()) < st.max_generations
+    )
+
+
+def cap_change_holds(run_dir: Path, cfg: Config) -> bool:
+    """Whether the loop in ``run_dir``, made with another ``selftrain.max_generations``, is (once resumed) the
+    run ``cfg``'s cap makes. The loop is deterministic and the cap only ends it, so it is unless the run
+    trained more Students than the new cap allows, or the cap ended it, the new cap is higher, and a model
+    it needs to go on (every generation's, to write each generation's pseudo-labels again) is missing."""
+    lineage = _lineage(run_dir)
+    if lineage is None:  # not a single Student recorded yet: the resumed loop follows the new cap
+        return True
+    students = lineage.students()
+    if len(students) > cfg.selftrain.max_generations:
+        return False
+    if not needs_more_generations(run_dir, cfg):
+        return True
+    return all(
+        (run_dir / f"gen{g.generation}" / "model" / "model.safetensors").is_file()
+        for g in lineage.generations
+        if g.run_dir == f"gen{g.generation}"
+    )
 
 
 def check_same_config(run_dir: Path, cfg: Config, *, action: str = "resume") -> None:
