@@ -217,8 +217,8 @@ def paired(a: list[dict[str, float]], b: list[dict[str, float]]) -> tuple[float,
             fail("two arms of the same seed were scored on different test images: the splits differ")
         diffs = {i: sa[i] - sb[i] for i in sa if not (math.isnan(sa[i]) or math.isnan(sb[i]))}
         seed_means.append(float(np.mean(list(diffs.values()))))
-        for i, d in diffs.items():
-            per_image.setdefault(i, []).append(d)
+        for i, diff in diffs.items():
+            per_image.setdefault(i, []).append(diff)
     d = np.array([np.mean(v) for v in per_image.values()])
     k = np.array([len(v) for v in per_image.values()], dtype=float)
     rng = np.random.default_rng(0)

@@ -310,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
+    if "teacher_student" in args.methods:
+        stops = loop_stops(main_dir, fractions, base["selftrain"]["patience"])
+        if stops:
+            print("  teacher_student loops:", flush=True)
+        for line in stops:
+            print(f"    {line}", flush=True)
+
     print("\nlabel fraction | method | seeds | test Dice (mean ± SD) | val Dice | gap closed")
     for frac in fractions:
         sup = chosen.get(("supervised", frac))
@@ -451,6 +458,27 @@ def _gap_closed(c: Any, sup: Any, ceiling: Any) -> float:
     if sup is None or ceiling is None:
         return math.nan
     return gap_closed(c, sup, ceiling)
+
+
+def loop_stops(exp_dir: Path, fractions: list[float], patience: int) -> list[str]:
+    """One line per teacher_student run at ``fractions``: the Students it trained, the generation it kept and
+    why it stopped, flagged when the generation cap, not the no-gain rule, ended it."""
+    from teachseg.runfiles import Lineage, RunFileError
+
+    lines = []
+    for frac in fractions:
+        for run in sorted(exp_dir.glob(f"teacher_student_l{frac:g}_*_seed*")):
+            try:
+                lineage = Lineage.read(run / Lineage.FILE)
+            except RunFileError:
+                continue
+            capped = lineage.cap_ended_loop(patience)
+            lines.append(
+                f"{frac:g} {run.name.rsplit('_', 1)[-1]}: {len(lineage.students())} Student(s), kept gen"
+                f"{lineage.final_generation}, {lineage.stopped_because}"
+                + (" (ended by the cap, not by the no-gain rule)" if capped else "")
+            )
+    return lines
 
 
 def _best_epochs(exp_dir: Path, prefix: str) -> list[int]:

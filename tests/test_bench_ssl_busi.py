@@ -12,6 +12,7 @@ import pytest
 from benchmarks.bench_ssl_busi import (
     generation_cell,
     is_default,
+    loop_stops,
     paired_over_images,
     report_control,
     report_first_students,
@@ -98,3 +99,28 @@ def test_first_students_are_read_per_seed_and_compared_image_by_image(
     # a +0.2, b 0, c +0.1
     assert "first_student_minus_control_student: 0.100 [" in out
     assert "(3 test images)" in out
+
+
+def _loop(run: Path, accepted: list[bool], stopped: str) -> None:
+    from teachseg.runfiles import GenerationEntry, Lineage
+
+    gens = [GenerationEntry(generation=0, role="teacher", run_dir="gen0")]
+    gens += [GenerationEntry(generation=g, role="student", accepted=a) for g, a in enumerate(accepted, 1)]
+    kept = max([0, *(g for g, a in enumerate(accepted, 1) if a)])
+    run.mkdir(parents=True)
+    Lineage(generations=gens, final_generation=kept, stopped_because=stopped).write(run / Lineage.FILE)
+
+
+def test_loop_stops_say_which_loops_the_generation_cap_ended(tmp_path: Path) -> None:
+    _loop(tmp_path / "teacher_student_l0.25_linknet_seed21", [True, True], "reached max_generations=2")
+    _loop(tmp_path / "teacher_student_l0.25_linknet_seed42", [True, False], "no gain for 1 generation(s)")
+    _loop(tmp_path / "teacher_student_l0.125_linknet_seed21", [True, True, True], "reached max_generations=3")
+    (tmp_path / "teacher_student_l0.25_linknet_seed84").mkdir()  # unfinished: no lineage yet
+    lines = loop_stops(tmp_path, [0.125, 0.25], patience=1)
+    assert lines == [
+        "0.125 seed21: 3 Student(s), kept gen3, reached max_generations=3 (ended by the cap, not by the no-gain rule)",
+        "0.25 seed21: 2 Student(s), kept gen2, reached max_generations=2 (ended by the cap, not by the no-gain rule)",
+        "0.25 seed42: 2 Student(s), kept gen1, no gain for 1 generation(s)",
+    ]
+    # with patience 2 one rejected Student does not stop a loop, so the cap ended seed 42's too
+    assert loop_stops(tmp_path, [0.25], patience=2)[1].endswith("(ended by the cap, not by the no-gain rule)")
