@@ -141,3 +141,23 @@ def test_under_ddp_each_rank_draws_other_unlabelled_images(synth_data):
     assert n == 4  # one pass of 4 images covers both ranks' 2 + 2 first draws
     assert not set(seen[0][:2]) & set(seen[1][:2])
     assert sorted(seen[0][:2] + seen[1][:2]) == list(range(n))
+
+
+def test_each_ddp_rank_draws_its_own_cutmix_boxes():
+    """The step's random draws depend on the run's seed, the step and the rank: rank 0 draws what a single
+    device draws (so single-device runs are unchanged), the other ranks draw other boxes for their shards."""
+    from types import SimpleNamespace
+
+    from teachseg.data.strong import cutmix_boxes
+
+    module = OnlineSemiModule(build_model("linknet", "resnet18", None), BCEDiceLoss(), seed=3)
+    assert module._step_seed() == 3 * 1_000_003  # no trainer: step 0, rank 0
+    boxes, seeds = [], []
+    for rank in (0, 1, 2):
+        module._trainer = SimpleNamespace(global_rank=rank, global_step=5)  # type: ignore[assignment]
+        seeds.append(module._step_seed())
+        boxes.append(cutmix_boxes(8, 64, 64, torch.Generator().manual_seed(seeds[-1]), p=1.0))
+    assert seeds[0] == 3 * 1_000_003 + 5 and len(set(seeds)) == 3
+    assert not torch.equal(boxes[0], boxes[1]) and not torch.equal(boxes[1], boxes[2])
+    module._trainer = SimpleNamespace(global_rank=1, global_step=5)  # type: ignore[assignment]
+    assert module._step_seed() == seeds[1]  # and reproducible

@@ -111,13 +111,19 @@ class OnlineSemiModule(SegmentationModule):
         net = self.ema.module if self.teacher_kind == "ema" and self.ema is not None else self.model
         return net(self._as_input(x))
 
+    def _step_seed(self, offset: int = 0) -> int:
+        """The seed of this step's random draws (CutMix boxes and pairs, feature dropout): a function of the
+        run's seed, the step and the DDP rank, so that a resumed run draws what an uninterrupted one drew and
+        each rank draws its own boxes for its own shard of the batch (rank 0's are the single-device ones)."""
+        return self.seed * 1_000_003 + int(self.global_step) + offset + 7_919 * int(self.global_rank)
+
     def _feature_dropout_logits(self, x: torch.Tensor) -> torch.Tensor:
         """UniMatch's FP view: the weak image through the encoder, channels dropped, then the decoder."""
         net: Any = self.model
         features = net.encoder(self._as_input(x))
         # seeded by the step, so a resumed run drops the same channels as an uninterrupted one
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            torch.manual_seed(self.seed * 1_000_003 + int(self.global_step) + 17)
+            torch.manual_seed(self._step_seed(17))
             features = [F.dropout2d(f, self.feature_dropout, training=True) for f in features]
         return net.segmentation_head(net.decoder(features))
 
@@ -157,7 +163,7 @@ class OnlineSemiModule(SegmentationModule):
         weak = unl["weak"]
         prob = torch.sigmoid(self._teacher(weak).float())
         hard, mask = confident_targets(prob, self.conf_threshold)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.global_step))
+        generator = torch.Generator().manual_seed(self._step_seed())
         views = [unl["strong"]] + ([unl["strong2"]] if self.two_strong and "strong2" in unl else [])
         losses = []
         for view in views:
