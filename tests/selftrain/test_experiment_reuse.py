@@ -10,7 +10,9 @@ import yaml
 from teachseg.cli import run
 from teachseg.config import Config, build_config
 from teachseg.errors import ConfigError
-from teachseg.selftrain.experiment import run_experiment
+from teachseg.runfiles import GenerationEntry, Lineage
+from teachseg.selftrain.experiment import check_reuse, plan, run_config, run_experiment
+from teachseg.training.identity import record_config
 from tests.conftest import TINY, _merge
 
 
@@ -109,3 +111,32 @@ def test_raising_the_generation_cap_extends_the_loop_and_reuses_the_other_method
     # once it went that far, a lower cap again is a different run: refused, naming the key
     with pytest.raises(ConfigError, match=r"selftrain.max_generations: 2 -> 1"):
         run_experiment(capped)
+
+
+def test_a_raised_cap_on_a_loop_without_its_models_says_why_it_is_retrained(tmp_path: Path) -> None:
+    """A cap-ended loop restored without weights (as from a benchmark ledger) cannot be continued: the refusal,
+    and the retrain under --overwrite, say so and name the missing file, instead of only the changed cap."""
+    grid = {"methods": ["teacher_student"], "archs": ["linknet"], "seeds": [0]}
+    data = tmp_path / "data"
+    capped = _cfg(tmp_path, data, selftrain={"max_generations": 1, "patience": 2}, experiment=grid)
+    [run_] = plan(capped)
+    rdir = capped.run_dir / run_["dir"]
+    rdir.mkdir(parents=True)
+    record_config(rdir, run_config(capped, run_))
+    gens = [
+        GenerationEntry(generation=0, role="teacher", run_dir="gen0", val_dice=0.5),
+        GenerationEntry(generation=1, role="student", run_dir="gen1", val_dice=0.6, accepted=True),
+    ]
+    Lineage(generations=gens, method="teacher_student").write(rdir / Lineage.FILE)
+
+    raised = _cfg(tmp_path, data, selftrain={"max_generations": 2, "patience": 2}, experiment=grid)
+    with pytest.raises(ConfigError) as err:
+        check_reuse(raised, plan(raised))
+    text = str(err.value)
+    assert "selftrain.max_generations: 1 -> 2" in text
+    assert str(rdir / "gen0" / "model" / "model.safetensors") in text and "no weights" in text
+
+    said: list[str] = []
+    check_reuse(raised, plan(raised), overwrite=True, say=said.append)
+    assert len(said) == 1 and "retrained from its first Teacher" in said[0] and "retraining" in said[0]
+    assert not rdir.exists()

@@ -14,8 +14,10 @@ from teachseg.runfiles import GenerationEntry, Lineage
 from teachseg.training.identity import (
     cap_change_holds,
     config_drift,
+    missing_loop_models,
     needs_more_generations,
     record_config,
+    why_not_extended,
 )
 
 
@@ -102,6 +104,23 @@ def test_a_raised_cap_extends_a_loop_the_cap_ended_only_when_its_models_are_ther
     # the same cap, or a run with as many Students as the new cap: nothing to add
     assert not needs_more_generations(with_models, made)
     assert not needs_more_generations(with_models, _cfg("teacher_student", max_generations=2, patience=3))
+
+
+def test_a_loop_that_cannot_be_extended_names_the_missing_weights(tmp_path: Path) -> None:
+    made = _cfg("teacher_student", max_generations=2)
+    raised = _cfg("teacher_student", max_generations=3)
+    without = _run(tmp_path, made, accepted=[True, True])
+    missing = missing_loop_models(without, raised)
+    assert missing == [without / f"gen{g}" / "model" / "model.safetensors" for g in range(3)]
+    why = why_not_extended(without, raised, config_drift(without, raised))
+    assert str(missing[0]) in why and "and 2 more" in why and "ledger" in why and "retrained" in why
+    # nothing to say when the models are there, when the loop need not go on, or when other keys changed too
+    with_models = _run(tmp_path, made, accepted=[True, True], weights=True)
+    assert missing_loop_models(with_models, raised) == []
+    assert why_not_extended(with_models, raised, [("selftrain.max_generations", 2, 3)]) == ""
+    assert missing_loop_models(without, made) == []
+    both = [("selftrain.max_generations", 2, 3), ("train.lr", 0.001, 0.01)]
+    assert why_not_extended(without, raised, both) == ""
 
 
 def test_a_lowered_cap_below_the_students_trained_is_drift(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from teachseg.training.identity import (
     describe_changes,
     needs_more_generations,
     record_config,
+    why_not_extended,
 )
 
 EXPERIMENT = "experiment.json"
@@ -105,13 +106,14 @@ def check_reuse(cfg: Config, runs: list[dict[str, Any]], *, overwrite: bool = Fa
     drifted = []
     for run in runs:
         rdir = cfg.run_dir / run["dir"]
-        changes = config_drift(rdir, run_config(cfg, run)) if rdir.is_dir() else []
+        rcfg = run_config(cfg, run)
+        changes = config_drift(rdir, rcfg) if rdir.is_dir() else []
         if changes:
-            drifted.append((run["dir"], rdir, changes))
+            drifted.append((run["dir"], rdir, changes, why_not_extended(rdir, rcfg, changes)))
     if not drifted:
         return
     if not overwrite:
-        listed = "; ".join(f"{name} ({describe_changes(ch, 4)})" for name, _, ch in drifted[:5])
+        listed = "; ".join(f"{name} ({describe_changes(ch, 4)}{why})" for name, _, ch, why in drifted[:5])
         more = f" and {len(drifted) - 5} more" if len(drifted) > 5 else ""
         raise ConfigError(
             f"{len(drifted)} earlier run(s) were made with a different config and cannot be reused or "
@@ -119,9 +121,9 @@ def check_reuse(cfg: Config, runs: list[dict[str, Any]], *, overwrite: bool = Fa
             path=cfg.run_dir,
             fix="restore those values, pass --overwrite to retrain those runs, or choose another name (--set name=...)",
         )
-    for name, rdir, changes in drifted:
+    for name, rdir, changes, why in drifted:
         if say is not None:
-            say(f"[yellow]{name}: config changed ({describe_changes(changes, 4)}), retraining[/]")
+            say(f"[yellow]{name}: config changed ({describe_changes(changes, 4)}{why}), retraining[/]")
         shutil.rmtree(rdir)
 
 

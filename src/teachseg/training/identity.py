@@ -205,19 +205,44 @@ def cap_change_holds(run_dir: Path, cfg: Config) -> bool:
     """Whether the loop in ``run_dir``, made with another ``selftrain.max_generations``, is (once resumed) the
     run ``cfg``'s cap makes. The loop is deterministic and the cap only ends it, so it is unless the run
     trained more Students than the new cap allows, or the cap ended it, the new cap is higher, and a model
-    it needs to go on (every generation's, to write each generation's pseudo-labels again) is missing."""
+    it needs to go on (every generation's, to write each generation's pseudo-labels again) is missing
+    (:func:`missing_loop_models`)."""
     lineage = _lineage(run_dir)
     if lineage is None:  # not a single Student recorded yet: the resumed loop follows the new cap
         return True
-    students = lineage.students()
-    if len(students) > cfg.selftrain.max_generations:
+    if len(lineage.students()) > cfg.selftrain.max_generations:
         return False
+    return not missing_loop_models(run_dir, cfg)
+
+
+def missing_loop_models(run_dir: Path, cfg: Config) -> list[Path]:
+    """The model weights a cap-ended teacher_student loop in ``run_dir`` lacks to continue up to
+    ``cfg.selftrain.max_generations`` ([] when it need not continue, or has them all). A run restored from a
+    benchmark ledger, which keeps no weights, lacks them all: it can be reported, not continued."""
     if not needs_more_generations(run_dir, cfg):
-        return True
-    return all(
-        (run_dir / f"gen{g.generation}" / "model" / "model.safetensors").is_file()
+        return []
+    lineage = _lineage(run_dir)
+    weights = (
+        run_dir / f"gen{g.generation}" / "model" / "model.safetensors"
         for g in lineage.generations
         if g.run_dir == f"gen{g.generation}"
+    )
+    return [w for w in weights if not w.is_file()]
+
+
+def why_not_extended(run_dir: Path, cfg: Config, changes: Sequence[tuple[str, Any, Any]]) -> str:
+    """For a run whose only change is a higher generation cap but which cannot be continued: why, naming the
+    first missing weights file ("" otherwise), to append to a drift message."""
+    if [key for key, _, _ in changes] != [MAX_GENERATIONS]:
+        return ""
+    missing = missing_loop_models(run_dir, cfg)
+    if not missing:
+        return ""
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return (
+        f"; the generation cap ended its loop, and continuing it needs every generation's model, but "
+        f"{missing[0]}{more} is missing (a copy restored from a benchmark ledger keeps no weights), so the "
+        f"loop can only be retrained from its first Teacher"
     )
 
 
