@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,8 @@ def train_model(workdir: Path, steps: int, seed: int = 0, size: int = 4096) -> P
     crop, batch = 128, 8
     t = time.perf_counter()
     for step in range(steps):
-        xs, ys = [], []
+        xs: list[Any] = []
+        ys: list[Any] = []
         while len(xs) < batch:
             y0, x0 = (int(v) for v in rng.integers(0, size - crop, 2))
             target = fields.tumour_truth(1, y0, x0, crop, crop)
@@ -185,12 +187,14 @@ def run_monai(
         def network(x: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(predictor.predict_normalised(x.numpy()))[:, None]
 
-        to_prob = lambda out: out  # noqa: E731  (already probabilities)
+        def to_prob(out: Any) -> Any:
+            return out  # already probabilities
+
     else:
         model, meta = load_model_folder(model_dir)  # a fresh fp32 copy
         network, mean, std, threshold = model.eval(), meta.mean, meta.std, meta.threshold
         what = "fp32"
-        to_prob = torch.sigmoid
+        to_prob = torch.sigmoid  # type: ignore[assignment]  # (out=) keyword aside, the same call
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255)
     del image
     x.sub_(torch.tensor(mean).view(1, 3, 1, 1)).div_(torch.tensor(std).view(1, 3, 1, 1))

@@ -22,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "supervised": {},
     "mean_teacher": {"method": "mean_teacher"},
     "fixmatch": {"method": "fixmatch"},

@@ -45,6 +45,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from torch.utils.data import Dataset
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import BUSI, OUTPUT, fail, machine, median, pick, set_threads, spread  # noqa: E402
@@ -58,7 +60,7 @@ STD = (0.229, 0.224, 0.225)
 # ---------------------------------------------------------------------------------------------- baselines
 
 
-class CachedDataset:
+class CachedDataset(Dataset):
     """Images and masks decoded once into RAM (before the workers fork, so they share them), then resized,
     flipped at random and normalised per item: the Dataset a user who caches writes."""
 
@@ -86,8 +88,13 @@ class CachedDataset:
         from PIL import Image
 
         size = (self.size, self.size)
-        image = np.asarray(Image.fromarray(self.images[i]).resize(size, Image.BILINEAR), np.float32) / 255
-        mask = (np.asarray(Image.fromarray(self.masks[i]).resize(size, Image.NEAREST)) > 0).astype(np.float32)
+        image = (
+            np.asarray(Image.fromarray(self.images[i]).resize(size, Image.Resampling.BILINEAR), np.float32)
+            / 255
+        )
+        mask = (np.asarray(Image.fromarray(self.masks[i]).resize(size, Image.Resampling.NEAREST)) > 0).astype(
+            np.float32
+        )
         if np.random.rand() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
         image = (image - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
