@@ -144,3 +144,23 @@ def test_predict_summary_outputs(tmp_path):
     back = PredictSummary.read(s.write(tmp_path / "a_summary.json"))
     assert back.outputs == {"mask": "a_mask.tif"}
     assert back.model_extra is not None and back.model_extra["geojson_area_px"] == 12.5
+
+
+def test_evaluate_summary_carries_every_split_score_that_summarise_computes() -> None:
+    """``teachseg evaluate``'s flat ``summary.json`` repeats :class:`SplitScores`' fields (so that a user reads
+    ``dice`` at the top level); the two lists must stay the same, and hold every key ``summarise`` writes,
+    so that no score is left to the untyped extras of one file and typed in the other."""
+    from teachseg.metrics import ImageScores, summarise
+    from teachseg.runfiles import EvaluateSummary, RunFile, SplitScores
+
+    own = set(EvaluateSummary.model_fields) - set(RunFile.model_fields)
+    scores = own - {"model", "data", "tta", "backend", "inference_precision"}
+    assert scores == set(SplitScores.model_fields)
+    for name in scores:
+        assert EvaluateSummary.model_fields[name].annotation == SplitScores.model_fields[name].annotation
+    image = ImageScores(0.5, 1 / 3, 0.5, 0.5, tp=1, fp=1, fn=1, gt_pixels=2, pred_pixels=2)
+    summed = summarise([image, image], ["benign", "malignant"])
+    assert set(summed) <= scores
+    written = EvaluateSummary.from_data({"model": "m", "data": "d", **summed})
+    assert written.dice == 0.5 and written.per_class is not None and written.per_class["benign"].n == 1
+    assert not (written.model_extra or {})  # nothing fell through to the extras
