@@ -113,7 +113,9 @@ def test_a_loop_that_cannot_be_extended_names_the_missing_weights(tmp_path: Path
     missing = missing_loop_models(without, raised)
     assert missing == [without / f"gen{g}" / "model" / "model.safetensors" for g in range(3)]
     why = why_not_extended(without, raised, config_drift(without, raised))
-    assert str(missing[0]) in why and "and 2 more" in why and "ledger" in why and "retrained" in why
+    assert (
+        str(missing[0]) in why and "and 2 more are missing" in why and "ledger" in why and "retrained" in why
+    )
     # nothing to say when the models are there, when the loop need not go on, or when other keys changed too
     with_models = _run(tmp_path, made, accepted=[True, True], weights=True)
     assert missing_loop_models(with_models, raised) == []

@@ -238,10 +238,10 @@ def why_not_extended(run_dir: Path, cfg: Config, changes: Sequence[tuple[str, An
     missing = missing_loop_models(run_dir, cfg)
     if not missing:
         return ""
-    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    more = f" and {len(missing) - 1} more are" if len(missing) > 1 else " is"
     return (
         f"; the generation cap ended its loop, and continuing it needs every generation's model, but "
-        f"{missing[0]}{more} is missing (a copy restored from a benchmark ledger keeps no weights), so the "
+        f"{missing[0]}{more} missing (a copy restored from a benchmark ledger keeps no weights), so the "
         f"loop can only be retrained from its first Teacher"
     )
 
