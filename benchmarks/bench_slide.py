@@ -194,7 +194,10 @@ def run_monai(
         model, meta = load_model_folder(model_dir)  # a fresh fp32 copy
         network, mean, std, threshold = model.eval(), meta.mean, meta.std, meta.threshold
         what = "fp32"
-        to_prob = torch.sigmoid  # type: ignore[assignment]  # (out=) keyword aside, the same call
+
+        def to_prob(out: Any) -> Any:
+            return torch.sigmoid(out)
+
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255)
     del image
     x.sub_(torch.tensor(mean).view(1, 3, 1, 1)).div_(torch.tensor(std).view(1, 3, 1, 1))
