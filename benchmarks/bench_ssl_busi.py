@@ -70,6 +70,9 @@ SWEEP: dict[str, dict[str, dict[str, Any]]] = {
         "conf0.95": {"confidence": 0.95},
         "conf0.9": {"confidence": 0.9},
         "conf0.8": {"confidence": 0.8},
+        # FixMatch's and UniMatch's own epoch: a pass over the unlabelled images (~3x the steps at 1/4);
+        # added 2026-12-07, see the module docstring; --control adds its supervised run of the same steps
+        "epoch-unl": {"epoch_over": "unlabelled"},
     },
     "mean_teacher": {"ema0.99": {"ema_decay": 0.99}, "ema0.999": {"ema_decay": 0.999}},
 }
@@ -361,6 +364,27 @@ def main(argv: list[str] | None = None) -> int:
                 quarter,
             )
 
+    if args.control and args.sweep:
+        for method in [m for m in args.methods if m in SWEEP]:
+            for label, online in SWEEP[method].items():
+                if online.get("epoch_over") != "unlabelled":
+                    continue
+                cell = cells.get((f"{method}[{label}]", quarter))
+                exp = run_grid(
+                    f"ssl-{method}-{label}-control",
+                    base,
+                    [method],
+                    [quarter],
+                    seeds,
+                    {**online, "unlabelled_weight": 0.0},
+                    ledger,
+                )
+                steps_control = cells_of(exp, f"{label}-control").get((f"{method}[{label}-control]", quarter))
+                if steps_control is not None:
+                    report_steps_control(
+                        steps_control, cell, chosen.get(("supervised", quarter)), ceiling, quarter
+                    )
+
     ssl = [m for m in args.methods if m != "supervised" and (m, quarter) in chosen]
     sup = chosen.get(("supervised", quarter))
     if not ssl or sup is None:
@@ -403,6 +427,35 @@ def report_control(control: Any, ts: Any, sup: Any, quarter: float) -> None:
     for label, a, b in (
         ("control_minus_supervised", control, sup),
         ("teacher_student_minus_control", ts, control),
+    ):
+        if a is not None and b is not None:
+            gain, lo, hi, n = paired_over_images(a, b)
+            print(f"{label}_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True)
+
+
+def report_steps_control(control: Any, arm: Any, sup: Any, ceiling: Any, quarter: float) -> None:
+    """An online arm whose epoch passes over the unlabelled images takes ~3x the supervised baseline's steps;
+    its control is the same run with ``unlabelled_weight`` 0 (same labelled batches, steps, schedule and
+    checkpoint selection; the unlabelled images unused): a supervised run as long as the arm."""
+    tests = list(control.test.values())
+    sd = float(np.std(tests, ddof=1)) if len(tests) > 1 else math.nan
+    print(
+        f"\n{control.method} at {quarter:g} (unlabelled_weight 0: supervised with "
+        f"{arm.method if arm else 'the arm'}'s "
+        f"steps; not a candidate): {len(tests)} seed(s), test Dice {mean(tests):.4f} ± {sd:.4f}, "
+        f"val {mean(control.val.values()):.4f}, gap closed {_gap_closed(control, sup, ceiling):.3f}",
+        flush=True,
+    )
+    for seed in sorted(control.test):
+        parts = [f"steps control {control.test[seed]:.3f} (val {control.val[seed]:.3f})"]
+        if arm is not None and seed in arm.test:
+            parts.append(f"{arm.method} {arm.test[seed]:.3f} (val {arm.val[seed]:.3f})")
+        if sup is not None and seed in sup.test:
+            parts.append(f"supervised {sup.test[seed]:.3f}")
+        print(f"  seed {seed}: " + ", ".join(parts), flush=True)
+    for label, a, b in (
+        ("steps_control_minus_supervised", control, sup),
+        ("arm_minus_steps_control", arm, control),
     ):
         if a is not None and b is not None:
             gain, lo, hi, n = paired_over_images(a, b)

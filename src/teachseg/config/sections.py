@@ -233,6 +233,12 @@ class OnlineConfig(_Section):
         "auto", description="strong augmentation flavour; auto: ultrasound for grey images, else he"
     )
     unlabelled_batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
+    epoch_over: Literal["labelled", "unlabelled"] = Field(
+        "labelled",
+        description="what one epoch passes over: the labelled images (the supervised baseline's optimiser "
+        "steps) or the unlabelled ones (FixMatch's and UniMatch's convention: about unlabelled/labelled times "
+        "the steps, the labelled images cycled)",
+    )
 
     @field_validator("confidence")
     @classmethod

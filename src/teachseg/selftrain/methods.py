@@ -226,6 +226,7 @@ def train_online(
         unlabelled_batch_size=o.unlabelled_batch_size,
         num_workers=d.num_workers,
         seed=cfg.seed,
+        epoch_over=o.epoch_over,
     )
     return fit_select_export(
         cfg,
@@ -245,6 +246,7 @@ def train_online(
             "n_unlabelled": len(unlabelled),
             "evaluated_network": evaluate,
             "strong_augmentation": modality,
+            "epoch_over": o.epoch_over,
         },
     )
 

@@ -40,7 +40,8 @@ class OnlineSemiModule(SegmentationModule):
     Args:
         model, loss, **kwargs: as :class:`SegmentationModule`.
         method: ``mean_teacher`` or ``fixmatch``.
-        unlabelled_weight: weight of the unlabelled loss once ramped up.
+        unlabelled_weight: weight of the unlabelled loss once ramped up; 0 makes a supervised control of the
+            same steps (the unlabelled views are not predicted).
         rampup_epochs: epochs of the sigmoid ramp-up of that weight (0: full weight from the start).
         ema_decay: decay of the EMA teacher.
         confidence: FixMatch's confidence threshold, in (0.5, 1) (``threshold`` stays the metrics').
@@ -142,12 +143,19 @@ class OnlineSemiModule(SegmentationModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         lab, unl = batch["labelled"], batch["unlabelled"]
         sup = self.loss(self.model(self._as_input(lab["image"])), lab["target"], lab["weight"])
+        n = lab["image"].shape[0]
+        if self.unlabelled_weight == 0:
+            # a control arm (the same labelled batches, steps, schedule and selection, no unlabelled signal):
+            # the unlabelled views are not even predicted, so batch norm sees the labelled images only, as in
+            # a supervised run of this length
+            self.train_loss_mean.update(sup.detach(), weight=n)
+            self.log("train_loss", sup, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+            return sup
         if self.method == "mean_teacher":
             unsup, confident = self._mean_teacher(unl)
         else:
             unsup, confident = self._fixmatch(unl)
         loss = sup + self._ramp() * unsup
-        n = lab["image"].shape[0]
         self.train_loss_mean.update(loss.detach(), weight=n)
         self.unl_loss_mean.update(unsup.detach())
         self.unl_conf_mean.update(confident)

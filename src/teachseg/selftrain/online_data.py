@@ -39,12 +39,16 @@ class CycleSampler(EpochSampler):
 
 
 class OnlineDataModule(L.LightningDataModule):
-    """Batches ``{"labelled": ..., "unlabelled": ...}``; an epoch is one pass over the *labelled* images.
+    """Batches ``{"labelled": ..., "unlabelled": ...}``; an epoch is one pass over the labelled images, or
+    over the unlabelled ones (``epoch_over``).
 
-    The epoch is the labelled loader's length (``min_size``), the same number of optimiser steps as the
-    supervised baseline with the same epochs: a method must not win by taking more steps. The unlabelled
-    stream is reshuffled every epoch, so over the run every unlabelled image is seen. Both samplers are the
-    epoch-seeded, DDP-aware :class:`~teachseg.data.datasets.EpochSampler`.
+    ``epoch_over="labelled"`` (the default): the epoch is the labelled loader's length, the same number of
+    optimiser steps as the supervised baseline with the same epochs, so a method cannot win by taking more
+    steps; the unlabelled stream is cycled and reshuffled every epoch, so over the run every unlabelled image
+    is seen. ``epoch_over="unlabelled"``: FixMatch's and UniMatch's convention, one pass over the unlabelled
+    images (about unlabelled/labelled times the steps) with the labelled images cycled; compare it with a
+    supervised run of the same steps (``unlabelled_weight`` 0), not only with the plain baseline. Both samplers
+    are epoch-seeded and DDP-aware (:class:`~teachseg.data.datasets.EpochSampler`).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class OnlineDataModule(L.LightningDataModule):
         unlabelled_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        epoch_over: str = "labelled",
     ):
         super().__init__()
         self.labelled = labelled
@@ -65,6 +70,9 @@ class OnlineDataModule(L.LightningDataModule):
         self.unlabelled_batch_size = unlabelled_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
+        if epoch_over not in ("labelled", "unlabelled"):
+            raise ValueError(f"epoch_over must be labelled or unlabelled, got {epoch_over!r}")
+        self.epoch_over = epoch_over
 
     def _loader(self, ds: Dataset, batch_size: int, sampler: EpochSampler, drop_last: bool) -> DataLoader:
         return DataLoader(
@@ -79,9 +87,14 @@ class OnlineDataModule(L.LightningDataModule):
     def train_dataloader(self) -> CombinedLoader:
         world = self.trainer.world_size if self.trainer else 1
         rank = self.trainer.global_rank if self.trainer else 0
-        lab_sampler = EpochSampler(len(self.labelled), self.seed, num_replicas=world, rank=rank)
+        lab_sampler: EpochSampler = EpochSampler(len(self.labelled), self.seed, num_replicas=world, rank=rank)
         drop = len(lab_sampler) >= 2 * self.batch_size
         steps = len(lab_sampler) // self.batch_size if drop else -(-len(lab_sampler) // self.batch_size)
+        if self.epoch_over == "unlabelled":
+            per_rank = -(-len(self.unlabelled) // world)
+            steps = max(per_rank // self.unlabelled_batch_size, 1)
+            lab_sampler = CycleSampler(len(self.labelled), self.seed, steps * self.batch_size, world, rank)
+            drop = True
         unl_sampler = CycleSampler(
             len(self.unlabelled), self.seed + 7919, steps * self.unlabelled_batch_size, world, rank
         )
