@@ -16,6 +16,7 @@ from benchmarks.bench_ssl_busi import (
     paired_over_images,
     report_control,
     report_first_students,
+    report_steps_control,
 )
 
 from teachseg.reports.sections.methods import Cell
@@ -27,6 +28,7 @@ def test_sweep_candidates_equal_to_the_package_defaults_are_not_trained_again() 
     assert not is_default({"confidence": 0.9})
     assert not is_default({"ema_decay": 0.999})
     assert not is_default({"confidence": 0.95, "ema_decay": 0.999})
+    assert not is_default({"epoch_over": "unlabelled"})
 
 
 def _cell(method: str, per_seed: dict[int, dict[str, float]], val: float) -> Cell:
@@ -68,6 +70,31 @@ def test_control_report_prints_each_seed_and_both_paired_differences(
         "teacher_student_minus_control_at_quarter: 0.100 ["
     )
     assert "(4 test images)" in lines["teacher_student_minus_control_at_quarter"]
+
+
+def test_steps_control_report_prints_each_seed_its_gap_closed_and_both_paired_differences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sup = _cell("supervised", {21: {"a": 0.5, "b": 0.6}, 42: {"c": 0.4, "d": 0.4}}, 0.55)
+    ceiling = _cell("supervised", {21: {"a": 0.7, "b": 0.8}, 42: {"c": 0.6, "d": 0.6}}, 0.70)
+    control = _cell("fixmatch[epoch-unl-control]", {21: {"a": 0.6, "b": 0.7}, 42: {"c": 0.4, "d": 0.4}}, 0.6)
+    arm = _cell("fixmatch[epoch-unl]", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.5}}, 0.62)
+    report_steps_control(control, arm, sup, ceiling, 0.25)
+    out = capsys.readouterr().out
+    # gap closed per seed: (0.65 - 0.55) / (0.75 - 0.55) = 0.5 and 0 / 0.2 = 0; mean 0.25
+    assert "fixmatch[epoch-unl-control] at 0.25" in out and "gap closed 0.250" in out
+    assert (
+        "seed 21: steps control 0.650 (val 0.600), fixmatch[epoch-unl] 0.700 (val 0.620), supervised 0.550"
+        in out
+    )
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    # control - supervised: 0.1, 0.1, 0, 0 -> 0.05; arm - control: 0.1, 0, 0.1, 0.1 -> 0.075
+    assert lines["steps_control_minus_supervised_at_quarter"].startswith(
+        "steps_control_minus_supervised_at_quarter: 0.050 ["
+    )
+    assert lines["arm_minus_steps_control_at_quarter"].startswith(
+        "arm_minus_steps_control_at_quarter: 0.075 ["
+    )
 
 
 def _student(exp: Path, seed: int, scores: dict[str, float], val: float) -> None:

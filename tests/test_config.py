@@ -165,6 +165,10 @@ def test_semi_supervised_settings_are_checked_when_the_config_loads() -> None:
     for bad in (0.5, 1.0, 0.3):
         with pytest.raises(ConfigError, match=r"\(0.5, 1\)"):
             build_config({"selftrain": {"online": {"confidence": bad}}}, "test")
+    with pytest.raises(ConfigError, match="epoch_over") as err:
+        build_config({"selftrain": {"online": {"epoch_over": "both"}}}, "test")
+    assert "'labelled' or 'unlabelled'" in str(err.value)
+    assert build_config({}, "t").selftrain.online.epoch_over == "labelled"  # the supervised baseline's steps
     with pytest.raises(ConfigError, match=r"label fractions must be in \(0, 1\]"):
         build_config({"experiment": {"label_fractions": [0.25, 1.5]}}, "test")
     cfg = build_config(

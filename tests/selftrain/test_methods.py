@@ -37,8 +37,11 @@ def _cfg(root: Path, out: Path, **over) -> Config:
     return Config.model_validate(data)
 
 
-@pytest.mark.parametrize("method", ["fixmatch", "supervised"])
-def test_method_writes_a_one_generation_run_folder(synth_data, tmp_path, method):
+@pytest.mark.parametrize(
+    ("method", "epoch_over"),
+    [("fixmatch", "labelled"), ("fixmatch", "unlabelled"), ("supervised", "labelled")],
+)
+def test_method_writes_a_one_generation_run_folder(synth_data, tmp_path, method, epoch_over):
     cfg = _cfg(
         synth_data,
         tmp_path,
@@ -46,6 +49,7 @@ def test_method_writes_a_one_generation_run_folder(synth_data, tmp_path, method)
         data={**TINY["data"], "root": str(synth_data), "test_fraction": 0.2, "label_fraction": 0.5},
     )
     cfg.selftrain.online.confidence = 0.9
+    cfg.selftrain.online.epoch_over = epoch_over  # type: ignore[assignment]
     summary = run_method(cfg, tmp_path / "run")
     run = tmp_path / "run"
     typed = SelftrainSummary.read(run / "summary.json")
@@ -62,6 +66,7 @@ def test_method_writes_a_one_generation_run_folder(synth_data, tmp_path, method)
     assert len(rows) == cfg.train.epochs
     if method == "fixmatch":
         assert typed.n_unlabelled > 0
+        assert gen0.model_extra is not None and gen0.model_extra["epoch_over"] == epoch_over
         assert 0.0 <= float(rows[-1]["unl_confident"]) <= 1.0
         assert gen.pseudo is not None
         assert len(gen.pseudo["confident_share_per_epoch"]) == cfg.train.epochs

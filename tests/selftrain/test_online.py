@@ -161,3 +161,66 @@ def test_each_ddp_rank_draws_its_own_cutmix_boxes():
     assert not torch.equal(boxes[0], boxes[1]) and not torch.equal(boxes[1], boxes[2])
     module._trainer = SimpleNamespace(global_rank=1, global_step=5)  # type: ignore[assignment]
     assert module._step_seed() == seeds[1]  # and reproducible
+
+
+def _unlabelled_heavy(
+    root: Path, epoch_over: str, unlabelled: list[Record] | None = None
+) -> OnlineDataModule:
+    """4 labelled images and 12 unlabelled ones (the other labelled images' pictures, no masks), batch 2."""
+    lab, _ = _records(root)
+    unl = unlabelled if unlabelled is not None else [Record(r.id, r.image) for r in lab[4:16]]
+    norm = Normalise(IMAGENET_MEAN, IMAGENET_STD)
+    aug = AugmentConfig()
+    return OnlineDataModule(
+        SegmentationDataset(lab[:4], SIZE, JointTransform(SIZE, aug), norm, seed=1),
+        UnlabelledViews(unl, SIZE, JointTransform(SIZE, aug), norm, strong_pipeline("he"), 1),
+        EvalDataset(lab[:2], SIZE, norm),
+        batch_size=2,
+        seed=1,
+        epoch_over=epoch_over,
+    )
+
+
+def test_an_epoch_over_the_unlabelled_images_cycles_the_labelled_ones(synth_data):
+    """FixMatch's convention: one pass over the 12 unlabelled images (6 batches of 2), the 4 labelled images
+    cycled (each met 3 times, with other augmentation keys); by default the epoch is the labelled pass (2)."""
+    assert len(list(iter(_unlabelled_heavy(synth_data, "labelled").train_dataloader()))) == 2
+    loaders = _unlabelled_heavy(synth_data, "unlabelled").train_dataloader().iterables
+    lab, unl = loaders["labelled"], loaders["unlabelled"]
+    lab.sampler.set_epoch(2)
+    unl.sampler.set_epoch(2)
+    assert len(lab) == len(unl) == 6
+    assert isinstance(lab.sampler, CycleSampler)
+    drawn = list(lab.sampler)
+    assert len(drawn) == 12 and sorted(i for i, _ in drawn) == sorted(list(range(4)) * 3)
+    assert {k for _, k in drawn} == {2000, 2001, 2002}  # a key per pass: the repeats are augmented anew
+    assert sorted(int(i) for i, _ in unl.sampler) == list(range(12))  # every unlabelled image once
+    with pytest.raises(ValueError, match="labelled or unlabelled"):
+        _unlabelled_heavy(synth_data, "both")
+
+
+def test_unlabelled_weight_zero_is_a_supervised_run_of_the_same_steps(synth_data, tmp_path):
+    """The steps control: with unlabelled_weight 0 the unlabelled images change nothing (other unlabelled
+    images give bit-identical weights) while the run takes the unlabelled epoch's steps."""
+    lab, _ = _records(synth_data)
+    others = [Record(r.id, r.image) for r in lab[4:16]]
+    states, steps = [], []
+    for unl in (others, list(reversed(others))):
+        torch.manual_seed(0)
+        model = build_model("linknet", "resnet18", None)
+        module = OnlineSemiModule(
+            model,
+            BCEDiceLoss(),
+            method="fixmatch",
+            unlabelled_weight=0.0,
+            epochs=1,
+            seed=3,
+            channels_last=False,
+        )
+        trainer = _fit(module, _unlabelled_heavy(synth_data, "unlabelled", unl), tmp_path, epochs=1)
+        steps.append(trainer.global_step)
+        states.append(model.state_dict())
+        row = module.history[-1]
+        assert row["unl_loss"] != row["unl_loss"]  # NaN: no unlabelled loss was computed
+    assert steps == [6, 6]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
