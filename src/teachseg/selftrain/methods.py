@@ -228,13 +228,16 @@ def train_online(
         seed=cfg.seed,
         epoch_over=o.epoch_over,
     )
+    labelled_per_epoch = len(train_ds)
+    if o.epoch_over == "unlabelled":  # the labelled images are cycled for a pass over the unlabelled ones
+        labelled_per_epoch = max(len(views) // (o.unlabelled_batch_size or d.batch_size), 1) * d.batch_size
     return fit_select_export(
         cfg,
         run_dir,
         spec,
         module,
         dm,
-        len(train_ds),
+        labelled_per_epoch,
         labelled,
         val_records,
         test_records,
