@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             if c is None:
                 continue
             tests = list(c.test.values())
-            sd = float(np.std(tests, ddof=1)) if len(tests) > 1 else math.nan
+            sd = seed_sd(tests)
             gap = _gap_closed(c, sup, ceiling) if method != "supervised" else math.nan
             print(
                 f"{frac:g} | {c.method} | {len(tests)} | {mean(tests):.4f} ± {sd:.4f} | "
@@ -417,10 +417,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def seed_sd(values: list[float]) -> float:
+    """Sample standard deviation over seeds (NaN for one seed)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def print_paired(pairs: Any) -> None:
+    """``<label>_at_quarter: gain [lo, hi] (n test images)`` for each ``(label, a, b)`` whose cells both exist."""
+    for label, a, b in pairs:
+        if a is not None and b is not None:
+            gain, lo, hi, n = paired_over_images(a, b)
+            print(f"{label}_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True)
+
+
 def report_control(control: Any, ts: Any, sup: Any, quarter: float) -> None:
     """The steps-matched control's row and its paired differences with teacher_student and supervised."""
     tests = list(control.test.values())
-    sd = float(np.std(tests, ddof=1)) if len(tests) > 1 else math.nan
+    sd = seed_sd(tests)
     print(
         f"\ncontrol at {quarter:g} (teacher_student, pseudo_weight 0; not a candidate): {len(tests)} seed(s), "
         f"test Dice {mean(tests):.4f} ± {sd:.4f}, val {mean(control.val.values()):.4f}",
@@ -433,13 +446,7 @@ def report_control(control: Any, ts: Any, sup: Any, quarter: float) -> None:
         if sup is not None and seed in sup.test:
             parts.append(f"supervised {sup.test[seed]:.3f}")
         print(f"  seed {seed}: " + ", ".join(parts), flush=True)
-    for label, a, b in (
-        ("control_minus_supervised", control, sup),
-        ("teacher_student_minus_control", ts, control),
-    ):
-        if a is not None and b is not None:
-            gain, lo, hi, n = paired_over_images(a, b)
-            print(f"{label}_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True)
+    print_paired((("control_minus_supervised", control, sup), ("teacher_student_minus_control", ts, control)))
 
 
 def report_steps_control(control: Any, arm: Any, sup: Any, ceiling: Any, quarter: float) -> None:
@@ -447,7 +454,7 @@ def report_steps_control(control: Any, arm: Any, sup: Any, ceiling: Any, quarter
     its control is the same run with ``unlabelled_weight`` 0 (same labelled batches, steps, schedule and
     checkpoint selection; the unlabelled images unused): a supervised run as long as the arm."""
     tests = list(control.test.values())
-    sd = float(np.std(tests, ddof=1)) if len(tests) > 1 else math.nan
+    sd = seed_sd(tests)
     print(
         f"\n{control.method} at {quarter:g} (unlabelled_weight 0: supervised with "
         f"{arm.method if arm else 'the arm'}'s "
@@ -462,13 +469,9 @@ def report_steps_control(control: Any, arm: Any, sup: Any, ceiling: Any, quarter
         if sup is not None and seed in sup.test:
             parts.append(f"supervised {sup.test[seed]:.3f}")
         print(f"  seed {seed}: " + ", ".join(parts), flush=True)
-    for label, a, b in (
-        ("steps_control_minus_supervised", control, sup),
-        ("arm_minus_steps_control", arm, control),
-    ):
-        if a is not None and b is not None:
-            gain, lo, hi, n = paired_over_images(a, b)
-            print(f"{label}_at_quarter: {gain:.3f} [{lo:.3f}, {hi:.3f}] ({n} test images)", flush=True)
+    print_paired(
+        (("steps_control_minus_supervised", control, sup), ("arm_minus_steps_control", arm, control))
+    )
 
 
 def generation_cell(exp_dir: Path, fraction: float, generation: int) -> Any:
