@@ -31,13 +31,18 @@ VAL = {
 }
 
 
-def _entry(method: str, frac: float, seed: int) -> ExperimentEntry:
+def _entry(method: str, frac: float, seed: int, best_epoch: int = 30, epochs: int = 40) -> ExperimentEntry:
     dice = TEST[(method, frac)][seed]
     rows = [{"id": i, "dice": dice + (0.01 if n % 2 else -0.01)} for n, i in enumerate(IMAGES)]
     gen0 = TrainRun(
         path=Path(f"/x/{method}_{frac}_{seed}/gen0"),
         summary=TrainSummary(
-            arch="linknet", encoder="resnet34", test_dice=dice, val_dice=VAL[(method, frac)]
+            arch="linknet",
+            encoder="resnet34",
+            test_dice=dice,
+            val_dice=VAL[(method, frac)],
+            best_epoch=best_epoch,
+            epochs=epochs,
         ),
         per_image={"test": rows},
     )
@@ -101,3 +106,21 @@ def test_gap_closed_pairs_each_seed_with_its_own_ceiling():
     # a seed without its own ceiling is left out rather than compared with another seed's
     assert gap_closed(ssl, sup, Cell("supervised", 1.0, test={42: 0.614})) == pytest.approx(0.035 / 0.079)
     assert np.isnan(gap_closed(ssl, sup, Cell("supervised", 1.0, test={84: 0.7})))
+
+
+def test_no_alert_when_every_model_was_best_well_before_its_last_epoch(entries):
+    # every fake run is best at epoch 30 of 40
+    assert methods_section(entries, Warnings()).alert == ""
+
+
+def test_a_baseline_best_at_its_last_epochs_is_named_in_an_alert():
+    # supervised at 1/4 peaks at the last epoch in seed 21 (still rising), mean_teacher at 37 of 40 in seed 42;
+    # 36 of 40 is not past nine tenths, and the ceiling is fine
+    late = {("supervised", 0.25, 21): 40, ("mean_teacher", 0.25, 42): 37, ("fixmatch", 0.25, 21): 36}
+    entries = [_entry(m, f, s, best_epoch=late.get((m, f, s), 30)) for (m, f) in TEST for s in (21, 42)]
+    alert = methods_section(entries, Warnings()).alert
+    assert alert.startswith("Best validation epoch in the last tenth of training")
+    # the supervised baseline first, each seed with its best epoch; nothing else named
+    assert "supervised at 0.25 (seed 21: 40 of 40); mean_teacher at 0.25 (seed 42: 37 of 40)." in alert
+    assert "fixmatch at" not in alert and "supervised at 1" not in alert
+    assert "unlabelled_weight: 0" in alert and "pseudo_weight: 0" in alert
