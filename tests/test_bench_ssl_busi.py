@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from benchmarks.bench_ssl_busi import (
+    gap_closed_over,
     generation_cell,
     is_default,
     loop_stops,
@@ -17,6 +18,7 @@ from benchmarks.bench_ssl_busi import (
     report_control,
     report_first_students,
     report_steps_control,
+    steps_caveats,
 )
 
 from teachseg.reports.sections.methods import Cell
@@ -97,6 +99,31 @@ def test_steps_control_report_prints_each_seed_its_gap_closed_and_both_paired_di
     )
 
 
+def test_steps_control_report_compares_the_chosen_method_with_the_longer_supervised_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sup = _cell("supervised", {21: {"a": 0.5, "b": 0.6}, 42: {"c": 0.4, "d": 0.4}}, 0.55)
+    ceiling = _cell("supervised", {21: {"a": 0.7, "b": 0.8}, 42: {"c": 0.6, "d": 0.6}}, 0.70)
+    control = _cell("fixmatch[epoch-unl-control]", {21: {"a": 0.6, "b": 0.7}, 42: {"c": 0.4, "d": 0.4}}, 0.6)
+    arm = _cell("fixmatch[epoch-unl]", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.5}}, 0.62)
+    best = _cell("teacher_student", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.4}}, 0.65)
+    report_steps_control(control, arm, sup, ceiling, 0.25, best=best)
+    out = capsys.readouterr().out
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    # best - control: 0.1, 0, 0.1, 0 -> 0.05
+    assert lines["best_minus_steps_control_at_quarter"].startswith(
+        "best_minus_steps_control_at_quarter: 0.050 ["
+    )
+    # against the control: seed 21 (0.70 - 0.65) / (0.75 - 0.65) = 0.5, seed 42 (0.45 - 0.40) / 0.2 = 0.25;
+    # against supervised: (0.70 - 0.55) / 0.2 = 0.75 and 0.25; means 0.375 and 0.5
+    assert "teacher_student (chosen on validation) with the steps control as its baseline:" in out
+    assert "gap closed 0.375 over 2 seed(s) (seed 21 0.50, seed 42 0.25)" in out
+    assert "(against the same-epochs supervised baseline: 0.500)" in out
+    # when the arm itself is the chosen method, nothing is repeated
+    report_steps_control(control, arm, sup, ceiling, 0.25, best=arm)
+    assert "best_minus_steps_control" not in capsys.readouterr().out
+
+
 def _student(exp: Path, seed: int, scores: dict[str, float], val: float) -> None:
     gen = exp / f"teacher_student_l0.25_linknet_seed{seed}" / "gen1"
     gen.mkdir(parents=True)
@@ -151,3 +178,25 @@ def test_loop_stops_say_which_loops_the_generation_cap_ended(tmp_path: Path) -> 
     ]
     # with patience 2 one rejected Student does not stop a loop, so the cap ended seed 42's too
     assert loop_stops(tmp_path, [0.25], patience=2)[1].endswith("(ended by the cap, not by the no-gain rule)")
+
+
+def test_gap_closed_over_a_baseline_at_or_above_the_ceiling_leaves_that_seed_out() -> None:
+    base = _cell("steps control", {21: {"a": 0.70}, 42: {"a": 0.40}}, 0.6)
+    ceiling = _cell("supervised", {21: {"a": 0.68}, 42: {"a": 0.60}}, 0.7)
+    best = _cell("teacher_student", {21: {"a": 0.65}, 42: {"a": 0.45}}, 0.65)
+    text = gap_closed_over(best, base, ceiling)
+    # seed 42: (0.45 - 0.40) / (0.60 - 0.40) = 0.25; seed 21's baseline is above its ceiling
+    assert text.startswith("gap closed 0.250 over 1 seed(s) (seed 42 0.25)")
+    assert "left out: seed 21 (the baseline is at or above the ceiling)" in text
+    assert gap_closed_over(best, base, None) == "gap closed: no ceiling"
+
+
+def test_a_steps_control_above_the_chosen_method_on_validation_gets_a_caveat() -> None:
+    best = _cell("teacher_student", {21: {"a": 0.62}}, 0.647)
+    above = _cell("fixmatch[epoch-unl-control]", {21: {"a": 0.63}}, 0.659)
+    below = _cell("mean_teacher[epoch-unl-control]", {21: {"a": 0.70}}, 0.60)
+    (line,) = steps_caveats([above, below], best)
+    assert line.startswith("caveat: fixmatch[epoch-unl-control], a supervised run with more steps")
+    assert "val 0.6590 (test 0.6300), at or above teacher_student's val 0.6470 (test 0.6200)" in line
+    # chosen on validation: a control better only on test is not flagged
+    assert steps_caveats([below], best) == []
