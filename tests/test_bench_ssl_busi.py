@@ -74,13 +74,19 @@ def test_control_report_prints_each_seed_and_both_paired_differences(
     assert "(4 test images)" in lines["teacher_student_minus_control_at_quarter"]
 
 
-def test_steps_control_report_prints_each_seed_its_gap_closed_and_both_paired_differences(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def _steps_cells() -> tuple[Cell, Cell, Cell, Cell]:
+    """Supervised, the ceiling, a steps control and its arm, two seeds of two test images each."""
     sup = _cell("supervised", {21: {"a": 0.5, "b": 0.6}, 42: {"c": 0.4, "d": 0.4}}, 0.55)
     ceiling = _cell("supervised", {21: {"a": 0.7, "b": 0.8}, 42: {"c": 0.6, "d": 0.6}}, 0.70)
     control = _cell("fixmatch[epoch-unl-control]", {21: {"a": 0.6, "b": 0.7}, 42: {"c": 0.4, "d": 0.4}}, 0.6)
     arm = _cell("fixmatch[epoch-unl]", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.5}}, 0.62)
+    return sup, ceiling, control, arm
+
+
+def test_steps_control_report_prints_each_seed_its_gap_closed_and_both_paired_differences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sup, ceiling, control, arm = _steps_cells()
     report_steps_control(control, arm, sup, ceiling, 0.25)
     out = capsys.readouterr().out
     # gap closed per seed: (0.65 - 0.55) / (0.75 - 0.55) = 0.5 and 0 / 0.2 = 0; mean 0.25
@@ -102,10 +108,7 @@ def test_steps_control_report_prints_each_seed_its_gap_closed_and_both_paired_di
 def test_steps_control_report_compares_the_chosen_method_with_the_longer_supervised_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sup = _cell("supervised", {21: {"a": 0.5, "b": 0.6}, 42: {"c": 0.4, "d": 0.4}}, 0.55)
-    ceiling = _cell("supervised", {21: {"a": 0.7, "b": 0.8}, 42: {"c": 0.6, "d": 0.6}}, 0.70)
-    control = _cell("fixmatch[epoch-unl-control]", {21: {"a": 0.6, "b": 0.7}, 42: {"c": 0.4, "d": 0.4}}, 0.6)
-    arm = _cell("fixmatch[epoch-unl]", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.5}}, 0.62)
+    sup, ceiling, control, arm = _steps_cells()
     best = _cell("teacher_student", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.4}}, 0.65)
     report_steps_control(control, arm, sup, ceiling, 0.25, best=best)
     out = capsys.readouterr().out
