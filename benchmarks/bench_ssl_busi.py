@@ -377,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                 quarter,
             )
 
+    sup = chosen.get(("supervised", quarter))
+    best = best_on_validation(chosen, args.methods, quarter)
     steps_controls: list[Any] = []
     if args.control and args.sweep:
         for method in [m for m in args.methods if m in SWEEP]:
@@ -399,14 +401,12 @@ def main(argv: list[str] | None = None) -> int:
                     report_steps_control(
                         steps_control,
                         cell,
-                        chosen.get(("supervised", quarter)),
+                        sup,
                         ceiling,
                         quarter,
-                        best=best_on_validation(chosen, args.methods, quarter),
+                        best=best,
                     )
 
-    sup = chosen.get(("supervised", quarter))
-    best = best_on_validation(chosen, args.methods, quarter)
     if best is None or sup is None:
         fail("no semi-supervised method or no supervised baseline finished at the quarter label fraction")
     print(
@@ -525,15 +525,12 @@ def gap_closed_over(c: Any, base: Any, ceiling: Any) -> str:
     """``c``'s gap closed with ``base`` as the baseline, per seed and averaged, saying which seeds are left out
     because ``base`` scored at or above that seed's ceiling (the share is then undefined; a small gap makes it
     unstable, so the paired difference is the steadier figure)."""
+    from teachseg.reports.sections.methods import gap_closed_per_seed
+
     if ceiling is None:
         return "gap closed: no ceiling"
-    shares, left_out = {}, []
-    for seed in sorted(set(c.test) & set(base.test) & set(ceiling.test)):
-        gap = ceiling.test[seed] - base.test[seed]
-        if gap > 1e-9:
-            shares[seed] = (c.test[seed] - base.test[seed]) / gap
-        else:
-            left_out.append(seed)
+    shares = gap_closed_per_seed(c, base, ceiling)
+    left_out = sorted((set(c.test) & set(base.test) & set(ceiling.test)) - set(shares))
     per_seed = ", ".join(f"seed {k} {v:.2f}" for k, v in shares.items())
     text = f"gap closed {mean(shares.values()):.3f} over {len(shares)} seed(s) ({per_seed})"
     if left_out:

@@ -119,18 +119,22 @@ def final_cell(grid: Path) -> tuple[Any, dict[int, int]]:
 
     from teachseg.reports.sections.methods import Cell
 
-    cell, finals = Cell("teacher_student (final)", FRACTION), {}
+    finals = {}
     for run in sorted(grid.glob(f"teacher_student_l{FRACTION:g}_*_seed*")):
         summary = run / "summary.json"
-        if not summary.is_file():
+        if summary.is_file():
+            finals[int(run.name.rsplit("seed", 1)[-1])] = int(
+                json.loads(summary.read_text(encoding="utf-8")).get("final_generation") or 0
+            )
+    gens = {g: generation_cell(grid, FRACTION, g) for g in set(finals.values())}
+    cell = Cell("teacher_student (final)", FRACTION)
+    for seed, final in list(finals.items()):
+        gen = gens[final]
+        if seed not in gen.test:
+            del finals[seed]
             continue
-        final = int(json.loads(summary.read_text(encoding="utf-8")).get("final_generation") or 0)
-        gen = generation_cell(grid, FRACTION, final)
-        seed = int(run.name.rsplit("seed", 1)[-1])
-        if seed in gen.test:
-            cell.test[seed], cell.val[seed] = gen.test[seed], gen.val[seed]
-            cell.per_image[seed] = gen.per_image[seed]
-            finals[seed] = final
+        cell.test[seed], cell.val[seed] = gen.test[seed], gen.val[seed]
+        cell.per_image[seed] = gen.per_image[seed]
     return cell, finals
 
 

@@ -110,19 +110,24 @@ def _mean(values: dict[int, float]) -> float:
     return float(np.mean(list(values.values()))) if values else math.nan
 
 
-def gap_closed(cell: Cell, supervised: Cell, ceiling: Cell) -> float:
-    """Mean over seeds of (method - supervised) / (ceiling - supervised), each seed against its own ceiling.
+def gap_closed_per_seed(cell: Cell, supervised: Cell, ceiling: Cell) -> dict[int, float]:
+    """Per seed, (method - supervised) / (ceiling - supervised), each seed against its own ceiling.
 
     Each seed has its own split, so its test images differ: a seed is compared only with the supervised run and
     the ceiling of the same seed (seeds missing from either, or where the ceiling is not above supervised, are left
-    out). NaN when no seed remains.
+    out).
     """
-    shares = [
-        (cell.test[k] - supervised.test[k]) / (ceiling.test[k] - supervised.test[k])
-        for k in cell.test
+    return {
+        k: (cell.test[k] - supervised.test[k]) / (ceiling.test[k] - supervised.test[k])
+        for k in sorted(cell.test)
         if k in supervised.test and k in ceiling.test and ceiling.test[k] - supervised.test[k] > 1e-9
-    ]
-    return float(np.mean(shares)) if shares else math.nan
+    }
+
+
+def gap_closed(cell: Cell, supervised: Cell, ceiling: Cell) -> float:
+    """Mean over seeds of :func:`gap_closed_per_seed`; NaN when no seed remains."""
+    shares = gap_closed_per_seed(cell, supervised, ceiling)
+    return float(np.mean(list(shares.values()))) if shares else math.nan
 
 
 #: a best validation epoch past this share of the epochs trained suggests validation Dice was still rising
