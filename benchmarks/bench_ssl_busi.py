@@ -120,6 +120,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "steps and generations without the pseudo-labels' signal; with --sweep, also each epoch-unl setting "
         "with unlabelled_weight=0 (a supervised run as long as it)",
     )
+    ap.add_argument(
+        "--equal-steps",
+        action="store_true",
+        help="add supervised at the quarter label fraction trained for epochs/fraction epochs: about the "
+        "ceiling's optimiser steps with a quarter of its masks (a baseline, not a candidate); prints the "
+        "labels gap at equal steps and the chosen method against it",
+    )
     ap.add_argument("--out", type=Path, default=OUTPUT / "ssl-busi")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument(
@@ -407,6 +414,22 @@ def main(argv: list[str] | None = None) -> int:
                         best=best,
                     )
 
+    if args.equal_steps:
+        long_epochs = round(epochs / quarter)
+        exp = run_grid(
+            "ssl-supervised-equal-steps",
+            merge(base, {"train": {"epochs": long_epochs}}),
+            ["supervised"],
+            [quarter],
+            seeds,
+            None,
+            ledger,
+        )
+        equal = cells_of(exp, "equal-steps").get(("supervised[equal-steps]", quarter))
+        if equal is not None:
+            steps_controls.append(equal)
+            report_equal_steps(equal, best, sup, ceiling, quarter, exp, main_dir, args.batch_size)
+
     if best is None or sup is None:
         fail("no semi-supervised method or no supervised baseline finished at the quarter label fraction")
     print(
@@ -540,6 +563,81 @@ def gap_closed_over(c: Any, base: Any, ceiling: Any) -> str:
             + " (the baseline is at or above the ceiling)"
         )
     return text
+
+
+def gen0_summaries(exp_dir: Path, prefix: str) -> dict[int, dict[str, Any]]:
+    """Per seed, the ``gen0/summary.json`` of each run folder of ``exp_dir`` named ``prefix*``."""
+    import json
+
+    out = {}
+    for d in sorted(exp_dir.glob(f"{prefix}*")):
+        path = d / "gen0" / "summary.json"
+        if path.is_file():
+            s = json.loads(path.read_text())
+            out[int(s["seed"])] = s
+    return out
+
+
+def optimiser_steps(summary: dict[str, Any], batch_size: int) -> int:
+    """The optimiser steps a supervised run on one device took: epochs x batches per epoch (the data module
+    drops the last, partial batch once there are two full ones)."""
+    n = int(summary["n_train"])
+    per_epoch = n // batch_size if n >= 2 * batch_size else math.ceil(n / batch_size)
+    return int(summary["epochs"]) * per_epoch
+
+
+def report_equal_steps(
+    equal: Any,
+    best: Any,
+    sup: Any,
+    ceiling: Any,
+    quarter: float,
+    exp_dir: Path,
+    main_dir: Path,
+    batch_size: int,
+) -> None:
+    """Supervised at ``quarter`` trained 1/quarter times the epochs: about the ceiling's optimiser steps with a
+    quarter of its masks. ``ceiling - equal`` is then what the other masks bring at equal steps (the room any
+    use of the unlabelled images has), and ``best - equal`` is the chosen method against a baseline as long."""
+    frac = f"{quarter:g}"
+    runs = gen0_summaries(exp_dir, f"supervised_l{frac}_")
+    steps = {k: optimiser_steps(v, batch_size) for k, v in runs.items()}
+    best_epochs = {k: v.get("best_epoch", "?") for k, v in runs.items()}
+    base_steps = {
+        k: optimiser_steps(v, batch_size) for k, v in gen0_summaries(main_dir, f"supervised_l{frac}_").items()
+    }
+    ceiling_steps = {
+        k: optimiser_steps(v, batch_size) for k, v in gen0_summaries(main_dir, "supervised_l1_").items()
+    }
+    tests = list(equal.test.values())
+    print(
+        f"\n{equal.method} at {quarter:g} (supervised, 1/{1 / quarter:g} of the masks, the ceiling's steps; not "
+        f"a candidate): {len(tests)} seed(s), test Dice {mean(tests):.4f} ± {seed_sd(tests):.4f}, "
+        f"val {mean(equal.val.values()):.4f}, gap closed {_gap_closed(equal, sup, ceiling):.3f}",
+        flush=True,
+    )
+    for seed in sorted(equal.test):
+        parts = [
+            f"equal steps {equal.test[seed]:.3f} (val {equal.val[seed]:.3f}, {steps.get(seed, '?')} steps, "
+            f"best epoch {best_epochs.get(seed, '?')})"
+        ]
+        if sup is not None and seed in sup.test:
+            parts.append(f"supervised {sup.test[seed]:.3f} ({base_steps.get(seed, '?')} steps)")
+        if ceiling is not None and seed in ceiling.test:
+            parts.append(f"ceiling {ceiling.test[seed]:.3f} ({ceiling_steps.get(seed, '?')} steps)")
+        if best is not None and seed in best.test:
+            parts.append(f"{best.method} {best.test[seed]:.3f}")
+        print(f"  seed {seed}: " + ", ".join(parts), flush=True)
+    print_paired(
+        (
+            ("equal_steps_minus_supervised", equal, sup),
+            ("ceiling_minus_equal_steps", ceiling, equal),
+            ("best_minus_equal_steps", best, equal),
+        )
+    )
+    if best is not None:
+        print(f"{best.method} (chosen on validation) with the equal-steps baseline:", flush=True)
+        print(f"  {gap_closed_over(best, equal, ceiling)}", flush=True)
 
 
 def generation_cell(exp_dir: Path, fraction: float, generation: int) -> Any:

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 from benchmarks.bench_ssl_busi import (
     gap_closed_over,
+    gen0_summaries,
     generation_cell,
     is_default,
     loop_stops,
+    optimiser_steps,
     paired_over_images,
     report_control,
+    report_equal_steps,
     report_first_students,
     report_steps_control,
     steps_caveats,
@@ -203,3 +206,54 @@ def test_a_steps_control_above_the_chosen_method_on_validation_gets_a_caveat() -
     assert "val 0.6590 (test 0.6300), at or above teacher_student's val 0.6470 (test 0.6200)" in line
     # chosen on validation: a control better only on test is not flagged
     assert steps_caveats([below], best) == []
+
+
+def test_optimiser_steps_follow_the_data_modules_last_batch_rule() -> None:
+    # 107 labelled images in batches of 8: the partial last batch is dropped (13 a epoch); a set under two
+    # batches keeps it
+    assert optimiser_steps({"epochs": 40, "n_train": 107}, 8) == 520
+    assert optimiser_steps({"epochs": 160, "n_train": 107}, 8) == 2080
+    assert optimiser_steps({"epochs": 40, "n_train": 428}, 8) == 2120
+    assert optimiser_steps({"epochs": 2, "n_train": 12}, 8) == 4
+
+
+def _gen0(exp: Path, name: str, seed: int, epochs: int, n_train: int, best: int) -> None:
+    gen = exp / f"{name}_seed{seed}" / "gen0"
+    gen.mkdir(parents=True)
+    summary = {"seed": seed, "epochs": epochs, "n_train": n_train, "best_epoch": best}
+    (gen / "summary.json").write_text(json.dumps(summary))
+
+
+def test_equal_steps_report_prints_steps_the_labels_gap_at_equal_steps_and_the_chosen_method(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sup, ceiling, _, _ = _steps_cells()
+    equal = _cell("supervised[equal-steps]", {21: {"a": 0.6, "b": 0.7}, 42: {"c": 0.5, "d": 0.5}}, 0.62)
+    best = _cell("teacher_student", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.4}}, 0.65)
+    main_dir, exp = tmp_path / "ssl", tmp_path / "ssl-supervised-equal-steps"
+    for seed, best_epoch in ((21, 150), (42, 97)):
+        _gen0(exp, "supervised_l0.25_linknet", seed, 160, 107, best_epoch)
+        _gen0(main_dir, "supervised_l0.25_linknet", seed, 40, 107, 40)
+        _gen0(main_dir, "supervised_l1_linknet", seed, 40, 428, 33)
+    assert sorted(gen0_summaries(exp, "supervised_l0.25_")) == [21, 42]
+    report_equal_steps(equal, best, sup, ceiling, 0.25, exp, main_dir, 8)
+    out = capsys.readouterr().out
+    # gap closed against supervised: seed 21 (0.65 - 0.55) / 0.2 = 0.5, seed 42 (0.5 - 0.4) / 0.2 = 0.5
+    assert "supervised[equal-steps] at 0.25" in out and "gap closed 0.500" in out
+    assert (
+        "seed 21: equal steps 0.650 (val 0.620, 2080 steps, best epoch 150), supervised 0.550 (520 steps), "
+        "ceiling 0.750 (2120 steps), teacher_student 0.700" in out
+    )
+    assert "best epoch 97" in out
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    # equal - supervised: 0.1, 0.1, 0.1, 0.1; ceiling - equal: 0.1, 0.1, 0.1, 0.1;
+    # best - equal: 0.1, 0, 0, -0.1 -> 0
+    assert lines["equal_steps_minus_supervised_at_quarter"].startswith(
+        "equal_steps_minus_supervised_at_quarter: 0.100 ["
+    )
+    assert lines["ceiling_minus_equal_steps_at_quarter"].startswith(
+        "ceiling_minus_equal_steps_at_quarter: 0.100 ["
+    )
+    assert lines["best_minus_equal_steps_at_quarter"].startswith("best_minus_equal_steps_at_quarter: 0.000 [")
+    # against the equal-steps baseline: seed 21 (0.70 - 0.65) / (0.75 - 0.65) = 0.5, seed 42 -0.05 / 0.1
+    assert "gap closed 0.000 over 2 seed(s) (seed 21 0.50, seed 42 -0.50)" in out
