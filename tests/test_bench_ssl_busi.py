@@ -46,6 +46,12 @@ def _cell(method: str, per_seed: dict[int, dict[str, float]], val: float) -> Cel
     )
 
 
+def _paired(out: str) -> dict[str, str]:
+    """The printed ``<label>_at_quarter: mean [lo, hi] (n test images)`` lines, as label -> everything after
+    the colon."""
+    return {ln.split(":")[0]: ln.split(":", 1)[1].strip() for ln in out.splitlines() if "_at_quarter:" in ln}
+
+
 def test_paired_difference_averages_each_image_over_the_seeds_it_is_tested_in() -> None:
     a = _cell("a", {1: {"x": 0.8, "y": 0.6}, 2: {"x": 0.6, "z": 0.5}}, 0.5)
     b = _cell("b", {1: {"x": 0.7, "y": 0.6}, 2: {"x": 0.5, "z": 0.2}}, 0.5)
@@ -66,15 +72,11 @@ def test_control_report_prints_each_seed_and_both_paired_differences(
     out = capsys.readouterr().out
     assert "seed 21: control 0.550, teacher_student 0.650, supervised 0.550" in out
     assert "seed 42: control 0.450, teacher_student 0.550, supervised 0.400" in out
-    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    paired = _paired(out)
     # control - supervised: a 0, b 0, c +0.2, d -0.1 -> 0.025; teacher_student - control: 0.2, 0, 0, 0.2 -> 0.1
-    assert lines["control_minus_supervised_at_quarter"].startswith(
-        "control_minus_supervised_at_quarter: 0.025 ["
-    )
-    assert lines["teacher_student_minus_control_at_quarter"].startswith(
-        "teacher_student_minus_control_at_quarter: 0.100 ["
-    )
-    assert "(4 test images)" in lines["teacher_student_minus_control_at_quarter"]
+    assert paired["control_minus_supervised_at_quarter"].startswith("0.025 [")
+    assert paired["teacher_student_minus_control_at_quarter"].startswith("0.100 [")
+    assert paired["teacher_student_minus_control_at_quarter"].endswith("(4 test images)")
 
 
 def _steps_cells() -> tuple[Cell, Cell, Cell, Cell]:
@@ -98,14 +100,10 @@ def test_steps_control_report_prints_each_seed_its_gap_closed_and_both_paired_di
         "seed 21: steps control 0.650 (val 0.600), fixmatch[epoch-unl] 0.700 (val 0.620), supervised 0.550"
         in out
     )
-    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    paired = _paired(out)
     # control - supervised: 0.1, 0.1, 0, 0 -> 0.05; arm - control: 0.1, 0, 0.1, 0.1 -> 0.075
-    assert lines["steps_control_minus_supervised_at_quarter"].startswith(
-        "steps_control_minus_supervised_at_quarter: 0.050 ["
-    )
-    assert lines["arm_minus_steps_control_at_quarter"].startswith(
-        "arm_minus_steps_control_at_quarter: 0.075 ["
-    )
+    assert paired["steps_control_minus_supervised_at_quarter"].startswith("0.050 [")
+    assert paired["arm_minus_steps_control_at_quarter"].startswith("0.075 [")
 
 
 def test_steps_control_report_compares_the_chosen_method_with_the_longer_supervised_run(
@@ -115,11 +113,9 @@ def test_steps_control_report_compares_the_chosen_method_with_the_longer_supervi
     best = _cell("teacher_student", {21: {"a": 0.7, "b": 0.7}, 42: {"c": 0.5, "d": 0.4}}, 0.65)
     report_steps_control(control, arm, sup, ceiling, 0.25, best=best)
     out = capsys.readouterr().out
-    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    paired = _paired(out)
     # best - control: 0.1, 0, 0.1, 0 -> 0.05
-    assert lines["best_minus_steps_control_at_quarter"].startswith(
-        "best_minus_steps_control_at_quarter: 0.050 ["
-    )
+    assert paired["best_minus_steps_control_at_quarter"].startswith("0.050 [")
     # against the control: seed 21 (0.70 - 0.65) / (0.75 - 0.65) = 0.5, seed 42 (0.45 - 0.40) / 0.2 = 0.25;
     # against supervised: (0.70 - 0.55) / 0.2 = 0.75 and 0.25; means 0.375 and 0.5
     assert "teacher_student (chosen on validation) with the steps control as its baseline:" in out
@@ -245,15 +241,11 @@ def test_equal_steps_report_prints_steps_the_labels_gap_at_equal_steps_and_the_c
         "ceiling 0.750 (2120 steps), teacher_student 0.700" in out
     )
     assert "best epoch 97" in out
-    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "_at_quarter" in ln}
+    paired = _paired(out)
     # equal - supervised: 0.1, 0.1, 0.1, 0.1; ceiling - equal: 0.1, 0.1, 0.1, 0.1;
     # best - equal: 0.1, 0, 0, -0.1 -> 0
-    assert lines["equal_steps_minus_supervised_at_quarter"].startswith(
-        "equal_steps_minus_supervised_at_quarter: 0.100 ["
-    )
-    assert lines["ceiling_minus_equal_steps_at_quarter"].startswith(
-        "ceiling_minus_equal_steps_at_quarter: 0.100 ["
-    )
-    assert lines["best_minus_equal_steps_at_quarter"].startswith("best_minus_equal_steps_at_quarter: 0.000 [")
+    assert paired["equal_steps_minus_supervised_at_quarter"].startswith("0.100 [")
+    assert paired["ceiling_minus_equal_steps_at_quarter"].startswith("0.100 [")
+    assert paired["best_minus_equal_steps_at_quarter"].startswith("0.000 [")
     # against the equal-steps baseline: seed 21 (0.70 - 0.65) / (0.75 - 0.65) = 0.5, seed 42 -0.05 / 0.1
     assert "gap closed 0.000 over 2 seed(s) (seed 21 0.50, seed 42 -0.50)" in out
