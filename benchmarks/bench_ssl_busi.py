@@ -611,14 +611,15 @@ def report_equal_steps(
     use of the unlabelled images has), and ``best - equal`` is the chosen method against a baseline as long."""
     frac = f"{quarter:g}"
     runs = gen0_summaries(exp_dir, f"supervised_l{frac}_")
-    steps = {k: optimiser_steps(v, batch_size) for k, v in runs.items()}
     best_epochs = {k: v.get("best_epoch", "?") for k, v in runs.items()}
-    base_steps = {
-        k: optimiser_steps(v, batch_size) for k, v in gen0_summaries(main_dir, f"supervised_l{frac}_").items()
-    }
-    ceiling_steps = {
-        k: optimiser_steps(v, batch_size) for k, v in gen0_summaries(main_dir, "supervised_l1_").items()
-    }
+    steps, base_steps, ceiling_steps = (
+        {k: optimiser_steps(v, batch_size) for k, v in summaries.items()}
+        for summaries in (
+            runs,
+            gen0_summaries(main_dir, f"supervised_l{frac}_"),
+            gen0_summaries(main_dir, "supervised_l1_"),
+        )
+    )
     tests = list(equal.test.values())
     print(
         f"\n{equal.method} at {quarter:g} (supervised, 1/{1 / quarter:g} of the masks, the ceiling's steps; not "
@@ -723,16 +724,11 @@ def loop_stops(exp_dir: Path, fractions: list[float], patience: int) -> list[str
 
 
 def _best_epochs(exp_dir: Path, prefix: str) -> list[int]:
-    import json
-
-    out = []
-    for d in sorted(exp_dir.glob(f"{prefix}*")):
-        path = d / "gen0" / "summary.json"
-        if path.is_file():
-            best = json.loads(path.read_text()).get("best_epoch")
-            if isinstance(best, int):
-                out.append(best)
-    return out
+    return [
+        s["best_epoch"]
+        for s in gen0_summaries(exp_dir, prefix).values()
+        if isinstance(s.get("best_epoch"), int)
+    ]
 
 
 if __name__ == "__main__":
