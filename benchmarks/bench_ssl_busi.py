@@ -334,14 +334,12 @@ def main(argv: list[str] | None = None) -> int:
             chosen[(method, frac)] = best
     ceiling = cells.get(("supervised", 1.0))
     ceiling_test = mean(ceiling.test.values()) if ceiling else math.nan
-    if ceiling is not None:
-        ceiling_best = _best_epochs(main_dir, "supervised_l1_")
-        if ceiling_best and max(ceiling_best) > 0.8 * epochs:
-            print(
-                f"  note: the ceiling's best epoch ({max(ceiling_best)} of {epochs}) is late: it may still be "
-                "rising; raise --epochs",
-                flush=True,
-            )
+    from teachseg.reports.sections.methods import still_rising
+
+    # the report's own rule for a model best late in training (the ceiling and the baseline included)
+    rising = still_rising(cells)
+    if rising:
+        print(f"  note: {rising}", flush=True)
 
     if "teacher_student" in args.methods:
         stops = loop_stops(main_dir, fractions, base["selftrain"]["patience"])
@@ -611,7 +609,6 @@ def report_equal_steps(
     use of the unlabelled images has), and ``best - equal`` is the chosen method against a baseline as long."""
     frac = f"{quarter:g}"
     runs = gen0_summaries(exp_dir, f"supervised_l{frac}_")
-    best_epochs = {k: v.get("best_epoch", "?") for k, v in runs.items()}
     steps, base_steps, ceiling_steps = (
         {k: optimiser_steps(v, batch_size) for k, v in summaries.items()}
         for summaries in (
@@ -628,9 +625,10 @@ def report_equal_steps(
         flush=True,
     )
     for seed in sorted(equal.test):
+        best_epoch, _ = equal.best_epochs.get(seed, ("?", None))
         parts = [
             f"equal steps {equal.test[seed]:.3f} (val {equal.val[seed]:.3f}, {steps.get(seed, '?')} steps, "
-            f"best epoch {best_epochs.get(seed, '?')})"
+            f"best epoch {best_epoch})"
         ]
         if sup is not None and seed in sup.test:
             parts.append(f"supervised {sup.test[seed]:.3f} ({base_steps.get(seed, '?')} steps)")
@@ -721,14 +719,6 @@ def loop_stops(exp_dir: Path, fractions: list[float], patience: int) -> list[str
                 + (" (ended by the cap, not by the no-gain rule)" if capped else "")
             )
     return lines
-
-
-def _best_epochs(exp_dir: Path, prefix: str) -> list[int]:
-    return [
-        s["best_epoch"]
-        for s in gen0_summaries(exp_dir, prefix).values()
-        if isinstance(s.get("best_epoch"), int)
-    ]
 
 
 if __name__ == "__main__":
