@@ -61,3 +61,14 @@ def samples_with_duplicates() -> tuple[list[Sample], list[list[str]]]:
     # an exact pair across classes, a near (resized) pair, and an unlabelled copy of a labelled image
     same = [["a/a_000.png", "b/b_000.png"], ["a/a_001.png", "a/a_002.png"], ["a/a_003.png", "u/000.png"]]
     return samples, same
+
+
+def linked_samples(
+    sizes: dict[str | None, int], links: list[tuple[int, int]], n_unlabelled: int = 0
+) -> tuple[list[Sample], list[list[str]]]:
+    """``class_samples(sizes, n_unlabelled)`` and duplicate links between them, given as index pairs into
+    that list (pairs of one index, or beyond it, are ignored)."""
+    samples = class_samples(sizes, n_unlabelled=n_unlabelled)
+    n = len(samples)
+    same = [[samples[a].id, samples[b].id] for a, b in links if a != b and a < n and b < n]
+    return samples, same

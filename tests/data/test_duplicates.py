@@ -71,6 +71,14 @@ def test_exact_and_near_duplicates_found_and_distinct_images_kept_apart(folder: 
     assert strict.near == [] and strict.exact == d.exact
 
 
+def test_links_keep_each_relation_and_clusters_close_them() -> None:
+    # "u" is near "a" and near "c", which are not near each other
+    d = dup.Duplicates(exact=[["a", "b"]], near=[("a", "u", 3), ("c", "u", 4)])
+    assert d.links() == [["a", "b"], ["a", "u"], ["c", "u"]]
+    assert d.links(near=False) == [["a", "b"]]
+    assert d.clusters() == [["a", "b", "c", "u"]]
+
+
 def test_flat_images_are_never_near_duplicates() -> None:
     black = hash_array(np.zeros((32, 32, 3), np.uint8))
     grey = hash_array(np.full((40, 40, 3), 128, np.uint8))

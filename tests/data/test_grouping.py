@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.splits import make_split
@@ -123,3 +125,81 @@ def test_duplicates_drop_keeps_one_labelled_image_and_off_ignores_them() -> None
     assert off.groups == len(samples) - 4 and off.duplicates_dropped == [] and off.grouped_by == []
     with pytest.raises(ConfigError, match="duplicates"):
         make_split(samples, seed=0, duplicates="merge")
+
+
+def test_an_unlabelled_copy_of_two_labelled_images_does_not_merge_their_groups() -> None:
+    # u/000.png is a near duplicate of a/a_000.png and of b/b_000.png, which are not near each other
+    samples = class_samples({"a": 12, "b": 8}, n_unlabelled=2)
+    same = [["a/a_000.png", "u/000.png"], ["b/b_000.png", "u/000.png"]]
+    alone = make_split([s for s in samples if s.labelled], seed=0, val_fraction=0.25, test_fraction=0.15)
+    bridged_seen = 0
+    for seed in range(20):
+        split = make_split(samples, seed=seed, val_fraction=0.25, test_fraction=0.15, same_content=same)
+        assert split.groups == 20
+        where = {i: part for part in ("train", "val", "test") for i in getattr(split, part)}
+        held_out = {where["a/a_000.png"], where["b/b_000.png"]} - {"train"}
+        # the copy is pseudo-labelled only when neither image it copies is held out
+        assert ("u/000.png" in split.unlabelled_excluded) == bool(held_out)
+        assert ("u/000.png" in split.unlabelled) == (not held_out)
+        bridged_seen += where["a/a_000.png"] != where["b/b_000.png"]
+    assert bridged_seen  # some seed put the two images in different splits
+    with_copy = make_split(samples, seed=0, val_fraction=0.25, test_fraction=0.15, same_content=same)
+    assert (with_copy.train, with_copy.val, with_copy.test) == (alone.train, alone.val, alone.test)
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=3),
+    n_unlabelled=st.integers(1, 8),
+    data=st.data(),
+    seed=st.integers(0, 2**16),
+    held_out=st.sampled_from([(0.2, 0.0), (0.2, 0.2), (0.3, 0.1)]),
+    label_fraction=st.sampled_from([1.0, 0.5, 0.25]),
+    duplicates=st.sampled_from(["group", "drop"]),
+)
+def test_adding_unlabelled_images_never_changes_the_labelled_images_split(
+    sizes: list[int],
+    n_unlabelled: int,
+    data: st.DataObject,
+    seed: int,
+    held_out: tuple[float, float],
+    label_fraction: float,
+    duplicates: str,
+) -> None:
+    """Random datasets (classes, slides, duplicate links), then unlabelled images on the same slides and
+    linked to anything: the labelled images' split does not move, and the pool stays clean of anything
+    tied to a validation or test image."""
+    counts: dict[str | None, int] = {f"c{k}": n for k, n in enumerate(sizes)}
+    labelled = class_samples(counts)
+    everything = class_samples(counts, n_unlabelled=n_unlabelled)
+    lab_ids = [s.id for s in labelled]
+    unl_ids = [s.id for s in everything if not s.labelled]
+    slide = st.sampled_from([None, "s0", "s1", "s2", "s3"])
+    slides = {i: s for i in lab_ids + unl_ids if (s := data.draw(slide)) is not None}
+    pair = st.lists(st.sampled_from(lab_ids), min_size=2, max_size=2)
+    lab_links = data.draw(st.lists(pair, max_size=8))
+    any_id = st.sampled_from(lab_ids + unl_ids)
+    unl_links = data.draw(st.lists(st.tuples(st.sampled_from(unl_ids), any_id).map(list), max_size=10))
+    kwargs = {
+        "seed": seed,
+        "val_fraction": held_out[0],
+        "test_fraction": held_out[1],
+        "label_fraction": label_fraction,
+        "duplicates": duplicates,
+    }
+    before = make_split(
+        labelled, slides={i: slides[i] for i in lab_ids if i in slides}, same_content=lab_links, **kwargs
+    )
+    after = make_split(everything, slides=slides, same_content=[*lab_links, *unl_links], **kwargs)
+
+    for part in ("train", "val", "test", "label_dropped"):
+        assert getattr(after, part) == getattr(before, part), part
+    assert after.groups == before.groups
+    assert sorted(set(after.duplicates_dropped) & set(lab_ids)) == before.duplicates_dropped
+    # nothing tied to a held-out image (its slide, a duplicate of it) is pseudo-labelled
+    held = {*after.val, *after.test}
+    held_slides = {slides[i] for i in held if i in slides}
+    for u in after.unlabelled:
+        if u in unl_ids:
+            assert slides.get(u) not in held_slides
+            assert not any(u in link and set(link) & held for link in unl_links)

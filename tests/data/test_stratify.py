@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from teachseg.data.duplicates import connected
 from teachseg.data.splits import make_split
 from teachseg.data.stratify import interleave
-from tests.data.split_samples import class_samples
+from tests.data.split_samples import class_samples, linked_samples
 
 
 def test_stratified_by_class() -> None:
@@ -93,6 +94,56 @@ def test_label_fraction_nesting_property(
         for cls, n in pool.items():  # each class within one image of its proportional share
             exact = len(split.train) * n / len(full.train)
             assert math.floor(exact) <= kept[cls] <= math.ceil(exact)
+
+
+def _splits_a_group(kept: list[str], dropped: list[str], same: list[list[str]]) -> list[list[str]]:
+    """The duplicate links with one image that keeps its mask and one that lost it."""
+    keep, drop = set(kept), set(dropped)
+    return [ids for ids in same if set(ids) & keep and set(ids) & drop]
+
+
+def test_label_fraction_withholds_whole_groups() -> None:
+    # 15 pairs of near duplicates among 60 images (BUSI has 145 pairs among 612)
+    samples, same = linked_samples({"a": 40, "b": 20}, [(k, k + 1) for k in range(0, 50, 2)][:15])
+    for seed in range(10):
+        split = make_split(samples, seed=seed, val_fraction=0.2, label_fraction=0.25, same_content=same)
+        assert split.label_dropped and not _splits_a_group(split.train, split.label_dropped, same)
+        assert 11 <= len(split.train) <= 13  # round(0.25 * 48) = 12, give or take the pair at the boundary
+    # a patient's images too: "a_p03_001.png" -> patient "p03"
+    patients = class_samples({"a": 40, "b": 24}, name="{cls}_p{p:02d}_{i:03d}.png")
+    split = make_split(patients, seed=0, val_fraction=0.2, label_fraction=0.25, group_regex=r"_(p\d+)_")
+    kept = {i.split("_")[1] for i in split.train}
+    assert kept and not kept & {i.split("_")[1] for i in split.label_dropped}
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, 25), min_size=1, max_size=4),
+    links=st.lists(st.tuples(st.integers(0, 101), st.integers(0, 101)), max_size=30),
+    fractions=st.lists(st.floats(0.01, 1.0), min_size=2, max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_label_fraction_by_group_property(
+    sizes: list[int], links: list[tuple[int, int]], fractions: list[float], seed: int
+) -> None:
+    """Any class sizes and duplicate links: masks are withheld group by group, nested across fractions, and
+    the train/val/test partition does not depend on label_fraction."""
+    samples, same = linked_samples({f"c{k}": n for k, n in enumerate(sizes)}, links, n_unlabelled=2)
+    full = make_split(samples, seed=seed, val_fraction=0.2, same_content=same)
+    groups = connected([[i for i in ids if i in full.train] for ids in same])
+    largest = max((len(g) for g in groups), default=1)
+    splits = [
+        make_split(samples, seed=seed, val_fraction=0.2, label_fraction=f, same_content=same)
+        for f in sorted(fractions)
+    ]
+    for small, large in zip(splits, splits[1:], strict=False):
+        assert set(small.train) <= set(large.train)
+    for split in splits:
+        assert (split.val, split.test) == (full.val, full.test)
+        assert sorted([*split.train, *split.label_dropped]) == full.train
+        assert not _splits_a_group(split.train, split.label_dropped, same)
+        target = max(1, round(split.label_fraction * len(full.train)))
+        assert split.train and abs(len(split.train) - target) <= largest
 
 
 @pytest.mark.parametrize("sizes", [[5], [1, 3, 3], [10, 1], [4, 4, 4, 1]])

@@ -95,6 +95,24 @@ def test_slides_grouped_and_their_unlabelled_tiles_and_copies_left_out(
         assert len(data.unlabelled) == 4  # the training slide's own tiles and copies stay
 
 
+def test_an_unlabelled_image_near_both_slides_does_not_merge_them(
+    tiles: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The split gets the duplicate pairs, not their closure: an unlabelled image near a tile of each slide
+    (tiles that are not near each other) leaves the two slides two groups, and is never pseudo-labelled."""
+    from teachseg.data import duplicates
+
+    root, extra = tiles
+    bridge = "extra/copy_slideA.png"
+    pairs = [("extra/small_slideA.jpg", "images/slideA_x32_y0.png", 2)]
+    pairs += [(bridge, "images/slideA_x0_y0.png", 4), (bridge, "images/slideB_x0_y0.png", 9)]
+    monkeypatch.setattr(duplicates, "find_duplicates", lambda hashes: duplicates.Duplicates(near=pairs))
+    for seed in (0, 1):
+        split = prepare_data(_config(root, extra, seed), tmp_path / f"run{seed}").split  # type: ignore[arg-type]
+        assert split.groups == 2 and len({_slide(i) for i in split.val}) == 1
+        assert bridge in split.unlabelled_excluded and bridge not in split.unlabelled
+
+
 def test_duplicates_off_groups_by_slide_only(tiles: tuple[Path, Path], tmp_path: Path) -> None:
     root, extra = tiles
     split = prepare_data(_config(root, extra, 0, duplicates="off"), tmp_path / "run").split  # type: ignore[arg-type]

@@ -41,9 +41,9 @@ def duplicates_summary(
     )
     dups = find_duplicates(found.hashes)
     slides = slides_from_manifests(discovery.samples)
-    keys = build_groups(discovery.samples, None, slides, dups.clusters())
+    keys = build_groups(discovery.samples, None, slides, dups.links()).keys
     groups = {keys[s.id] for s in discovery.samples if s.labelled}
-    grouped_by = (["tile manifests"] if slides else []) + (["duplicates"] if dups.clusters() else [])
+    grouped_by = (["tile manifests"] if slides else []) + (["duplicates"] if dups.links() else [])
 
     def entry(ids: Sequence[str]) -> dict[str, Any]:
         samples = [by_id[i] for i in ids]

@@ -25,7 +25,7 @@ Deleting it is always safe.
 Example:
     >>> found = hash_images({s.id: s.image for s in samples}, cache_file=default_cache_file(root))
     >>> dups = find_duplicates(found.hashes)
-    >>> dups.exact, dups.near, dups.clusters()
+    >>> dups.exact, dups.near, dups.links(), dups.clusters()
 
 What ``teachseg data check`` reports about them (contradictory labels) is in
 :mod:`teachseg.data.duplicate_report`.
@@ -94,12 +94,21 @@ class Duplicates:
     near: list[tuple[str, str, int]] = field(default_factory=list)
     threshold: int = NEAR_THRESHOLD
 
+    def links(self, near: bool = True) -> list[list[str]]:
+        """The duplicate relations themselves: each exact set and (with ``near``) each near pair.
+
+        What a split groups by (:func:`teachseg.data.splits.make_split`): unlike :meth:`clusters`, they
+        tell two labelled images that are duplicates of each other from two tied only through an
+        unlabelled image near both, which must not merge their groups.
+        """
+        links = [list(ids) for ids in self.exact]
+        if near:
+            links.extend([a, b] for a, b, _ in self.near)
+        return links
+
     def clusters(self, near: bool = True) -> list[list[str]]:
         """Connected sets of ids linked by an exact (and, with ``near``, a near) duplicate relation."""
-        links: list[Sequence[str]] = list(self.exact)
-        if near:
-            links.extend((a, b) for a, b, _ in self.near)
-        return connected(links)
+        return connected(self.links(near))
 
 
 # ---------------------------------------------------------------------------------------------- hashing

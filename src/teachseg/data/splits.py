@@ -5,17 +5,22 @@ Rules:
 * only labelled images go to train/val/test; unlabelled images only ever feed pseudo-labels;
 * groups never straddle splits. A sample's group is, in order of precedence: the ``group_regex`` match on
   its file name (a patient or a slide), the slide its tile came from (read from the ``*_tiles.json``
-  manifests that ``teachseg tile`` writes, see :func:`~teachseg.data.grouping.tile_slides`), or the
-  sample alone; images with the same content (``same_content``, from :mod:`teachseg.data.duplicates`)
-  then join one group (``duplicates="group"``), or all but one of them are left out (``"drop"``);
-* groups also bind the unlabelled pool: an unlabelled image whose group has a validation or test image (a
-  tile of a validation slide, a copy of a test image) is never pseudo-labelled; it is listed in
+  manifests that ``teachseg tile`` writes, see :func:`~teachseg.data.grouping.slides_from_manifests`), or
+  the sample alone; labelled images with the same content (``same_content``, from
+  :mod:`teachseg.data.duplicates`) then join one group (``duplicates="group"``), or all but one of them
+  are left out (``"drop"``);
+* unlabelled images never merge two groups of labelled images, nor decide which duplicate is kept, so
+  adding unlabelled images never moves a labelled one. They bind the unlabelled pool instead: an
+  unlabelled image tied to a validation or test group (a tile of a validation slide, a copy of a test
+  image, or a copy of a training image and of a test one) is never pseudo-labelled; it is listed in
   ``unlabelled_excluded``;
 * val and test are drawn per class in proportion to its size (largest-remainder rounding); every class
   with at least two images gets a val image when ``val_fraction > 0``, and train always keeps at least
   one group of each class that has two or more;
-* ``label_fraction < 1`` keeps the masks of ``round(label_fraction * n_train)`` training images (at least
-  one), stratified by class; the others become unlabelled and are listed in ``label_dropped``.
+* ``label_fraction < 1`` keeps the masks of whole training groups, about ``round(label_fraction *
+  n_train)`` images (at least one group), stratified by class; the others become unlabelled and are listed
+  in ``label_dropped``. So no image that lost its mask is a duplicate or a patient/slide-mate of one that
+  kept it.
 
 The random draws for val/test come first and only depend on the labelled samples, so the same seed gives
 the same val/test set whatever ``label_fraction`` is or how many unlabelled images are added.
@@ -63,12 +68,15 @@ def make_split(
         label_fraction: share of the training images that keep their masks.
         group_regex: regex on the file name whose first group (or whole match) is the group; overrides
             ``slides`` for the samples it matches.
-        slides: sample id -> source slide (:func:`~teachseg.data.grouping.tile_slides`); tiles of one
+        slides: sample id -> source slide (:func:`~teachseg.data.grouping.slides_from_manifests`); tiles of one
             slide form one group.
-        same_content: sets of ids with the same pixels or the same picture
-            (:meth:`teachseg.data.duplicates.Duplicates.clusters`).
-        duplicates: ``"group"`` (each set joins one group), ``"drop"`` (keep one image of each set: the
-            first labelled one by id, else the first; the others are left out and listed in
+        same_content: sets of ids with the same pixels or the same picture, each set tying its members
+            (:meth:`teachseg.data.duplicates.Duplicates.links`: exact sets and near pairs). Pass the links,
+            not their closure (``clusters``): a cluster already merged through an unlabelled image ties
+            labelled images that are not duplicates of each other.
+        duplicates: ``"group"`` (labelled images tied by the sets join one group), ``"drop"`` (keep the
+            first by id of each set of tied labelled images, no unlabelled image tied to a labelled one, and
+            one of each set of unlabelled images; the others are left out and listed in
             ``duplicates_dropped``) or ``"off"`` (``same_content`` ignored).
 
     Example:
@@ -89,20 +97,20 @@ def make_split(
     content = [list(c) for c in same_content] if duplicates != "off" else []
     dropped_dups = duplicates_to_drop(ordered, content) if duplicates == "drop" else set()
     ordered = [s for s in ordered if s.id not in dropped_dups]
-    keys = build_groups(
+    grouping = build_groups(
         ordered, pattern, slides or {}, content if duplicates == "group" else (), dropped=dropped_dups
     )
+    keys = grouping.keys
     labelled = [s for s in ordered if s.labelled]
     rng = np.random.default_rng(seed)
 
     groups = groups_of(labelled, keys)
     train_groups, val, test = assign_groups(groups, val_fraction, test_fraction, rng)
-    train_samples = [s for g in train_groups for s in g.samples]
-    kept, dropped = drop_labels(train_samples, label_fraction, rng)
+    kept, dropped = drop_labels(train_groups, label_fraction, rng)
 
     held_out = {keys[i] for i in (*val, *test)}
-    excluded = [s.id for s in ordered if not s.labelled and keys[s.id] in held_out]
-    unlabelled = [s.id for s in ordered if not s.labelled and keys[s.id] not in held_out]
+    excluded = [i for i, reach in grouping.reaches.items() if reach & held_out]
+    unlabelled = [i for i, reach in grouping.reaches.items() if not reach & held_out]
 
     base = [group_key(s, pattern) for s in ordered]
     grouped_by = []

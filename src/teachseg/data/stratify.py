@@ -1,9 +1,11 @@
 """Class-stratified assignment of whole groups to train/val/test, and nested label dropping.
 
-Label dropping ranks the training images once per seed (a seeded shuffle within each class, then the classes
-interleaved in proportion to their sizes) and keeps the first ``round(label_fraction * n_train)``. So the
-images kept at a smaller ``label_fraction`` are always a subset of those kept at a larger one, for any class
-sizes, and every class keeps within one image of its proportional share at every fraction. (Per-fraction
+Label dropping ranks the training groups (one image each, unless a patient, a slide or duplicates tie several
+together) once per seed: a seeded shuffle within each class, then the classes interleaved in proportion to
+their numbers of groups. It keeps the masks of a prefix of that ranking, about ``round(label_fraction *
+n_train)`` images. So the images kept at a smaller ``label_fraction`` are always a subset of those kept at a
+larger one, for any class sizes, no group is split between kept and withheld masks, and with groups of one
+image every class keeps within one image of its proportional share at every fraction. (Per-fraction
 largest-remainder quotas would not nest: with classes of 1, 3 and 3 images they give the single image of the
 first class a mask when 3 are kept and take it back when 4 are, the "Alabama paradox" of apportionment.)
 """
@@ -16,7 +18,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from teachseg.data.grouping import Group
-from teachseg.data.records import Sample
 
 
 def assign_groups(
@@ -93,23 +94,33 @@ def _quotas(sizes: dict[str | None, int], total: int) -> dict[str | None, int]:
 
 
 def drop_labels(
-    train: Sequence[Sample], label_fraction: float, rng: np.random.Generator
+    train: Sequence[Group], label_fraction: float, rng: np.random.Generator
 ) -> tuple[list[str], list[str]]:
-    """Keep the masks of a stratified ``label_fraction`` of ``train``; return (kept ids, dropped ids).
+    """Keep the masks of whole training groups, a stratified ``label_fraction`` of the images; return
+    (kept ids, dropped ids).
 
-    The kept images are a prefix of one seeded ranking that does not depend on ``label_fraction``, so a
-    smaller fraction keeps a subset of what a larger one keeps.
+    The groups are ranked once per seed (a seeded shuffle within each class of groups, then the classes
+    interleaved in proportion to their numbers of groups) and the kept groups are the shortest prefix of
+    that ranking whose image count is closest to ``round(label_fraction * n_train)`` (at least one group).
+    The ranking does not depend on ``label_fraction`` and that prefix only grows with it, so a smaller
+    fraction keeps a subset of what a larger one keeps. With one image per group this is the image-by-image
+    draw: exactly that many images, each class within one image of its share.
     """
+    ids = [s.id for g in train for s in g.samples]
     if label_fraction >= 1.0 or not train:
-        return [s.id for s in train], []
-    by_class: dict[str | None, list[Sample]] = defaultdict(list)
-    for s in sorted(train, key=lambda s: s.id):
-        by_class[s.cls].append(s)
+        return ids, []
+    by_class: dict[str | None, list[Group]] = defaultdict(list)
+    for g in sorted(train, key=lambda g: g.key):
+        by_class[g.cls].append(g)
     classes = sorted(by_class, key=lambda c: "" if c is None else "\x00" + c)
     shuffled = [[by_class[c][i] for i in rng.permutation(len(by_class[c]))] for c in classes]
     ranked = [shuffled[k][taken] for k, taken in interleave([len(x) for x in shuffled])]
-    keep_total = max(1, int(round(label_fraction * len(train))))
-    return [s.id for s in ranked[:keep_total]], [s.id for s in ranked[keep_total:]]
+    target = max(1, int(round(label_fraction * len(ids))))
+    counts = np.cumsum([len(g) for g in ranked])
+    n_groups = int(np.argmin(np.abs(counts - target))) + 1  # argmin: the first of equally close prefixes
+    kept = [s.id for g in ranked[:n_groups] for s in g.samples]
+    dropped = [s.id for g in ranked[n_groups:] for s in g.samples]
+    return kept, dropped
 
 
 def interleave(sizes: Sequence[int]) -> list[tuple[int, int]]:

@@ -136,7 +136,8 @@ def prepare_data(
 
 
 def same_content(discovery: Discovery, cache_file: Path | None = None) -> list[list[str]]:
-    """Sets of sample ids with the same pixels or the same picture (exact and near duplicates).
+    """Sets of sample ids with the same pixels or the same picture: each exact-duplicate set and each
+    near-duplicate pair (:meth:`~teachseg.data.duplicates.Duplicates.links`, what ``make_split`` groups by).
 
     Hashes are cached in the user's cache folder (:func:`teachseg.data.duplicates.default_cache_file`), so
     only new or changed images are decoded again. Unreadable images are skipped here; training reports them.
@@ -147,7 +148,7 @@ def same_content(discovery: Discovery, cache_file: Path | None = None) -> list[l
         {s.id: s.image for s in discovery.samples},
         cache_file=cache_file or default_cache_file(discovery.root),
     )
-    return find_duplicates(found.hashes).clusters()
+    return find_duplicates(found.hashes).links()
 
 
 def tiles_mpp(root: Path) -> float | None:
