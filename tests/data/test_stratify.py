@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -144,6 +145,29 @@ def test_label_fraction_by_group_property(
         assert not _splits_a_group(split.train, split.label_dropped, same)
         target = max(1, round(split.label_fraction * len(full.train)))
         assert split.train and abs(len(split.train) - target) <= largest
+
+
+@pytest.mark.slow
+def test_busi_quarter_withholds_no_duplicate_of_a_kept_image(
+    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BUSI with the SSL benchmark's split (seed 21, val 0.1, test 0.2, 1/4 of the masks): before masks were
+    withheld by group, 31 of the 320 withheld images shared a duplicate set with a kept one."""
+    from teachseg.data.discover import discover
+    from teachseg.training.prepare import same_content
+
+    busi = shared_dir / "data" / "busi"
+    if not busi.is_dir():
+        pytest.skip(f"BUSI not found at {busi}")
+    monkeypatch.setenv("TEACHSEG_CACHE_DIR", str(tmp_path / "cache"))
+    discovery = discover(busi)
+    same = same_content(discovery)
+    settings = {"seed": 21, "val_fraction": 0.1, "test_fraction": 0.2, "same_content": same}
+    full = make_split(discovery.samples, **settings)  # type: ignore[arg-type]
+    quarter = make_split(discovery.samples, label_fraction=0.25, **settings)  # type: ignore[arg-type]
+    assert (quarter.val, quarter.test) == (full.val, full.test)
+    assert len(quarter.train) == round(0.25 * len(full.train)) and len(quarter.label_dropped) == 320
+    assert not _splits_a_group(quarter.train, quarter.label_dropped, same)
 
 
 @pytest.mark.parametrize("sizes", [[5], [1, 3, 3], [10, 1], [4, 4, 4, 1]])
