@@ -9,11 +9,11 @@ import pytest
 from teachseg.config import load_config
 from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.records import Sample
+from teachseg.data.tile_scale import tiles_mpp
 from teachseg.data.tile_slides import load_annotations
 from teachseg.errors import ConfigError, DataError, ModelError
 from teachseg.models import META_FILE, check_model_folder
 from teachseg.reports.readers import Warnings, read_json
-from teachseg.training.prepare import tiles_mpp
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
@@ -21,13 +21,13 @@ DEEP = "[" * 100_000 + "]" * 100_000
 def test_deeply_nested_manifest_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "s_tiles.json").write_text(DEEP)
     assert slides_from_manifests([Sample(id="t0.png", image=tmp_path / "t0.png")]) == {}
-    assert tiles_mpp(tmp_path) is None
+    assert tiles_mpp(tmp_path, 256) is None
 
 
 @pytest.mark.parametrize("content", ["null", "[1]", '{"mpp": [null]}', '{"mpp": "fine"}', '{"mpp": 1e999}'])
 def test_manifest_of_another_shape_has_no_resolution(tmp_path: Path, content: str) -> None:
     (tmp_path / "s_tiles.json").write_text(content)
-    assert tiles_mpp(tmp_path) is None
+    assert tiles_mpp(tmp_path, 256) is None
 
 
 def test_deeply_nested_geojson_is_a_data_error(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from teachseg.config import load_config
 from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.records import Sample
+from teachseg.data.tile_scale import tiles_mpp
 from teachseg.data.tile_slides import load_annotations
-from teachseg.training.prepare import tiles_mpp
 from tests.fuzz.conftest import check, mutations
 
 FUZZ = settings(
@@ -48,7 +48,7 @@ def _read_manifest(path: Path) -> None:
     (folder / "images").mkdir(exist_ok=True)
     image = folder / "images" / "t0.png"
     slides_from_manifests([Sample(id="images/t0.png", image=image)])
-    tiles_mpp(folder)
+    tiles_mpp(folder, 256)
 
 
 MANIFEST = {"slide": "s.svs", "mpp": 0.5, "tiles": [{"name": "t0", "x": 0, "y": 0}]}

@@ -155,3 +155,23 @@ def test_images_dir_and_masks_dir_reach_training(synth_data: Path, tmp_path: Pat
     assert len({r.id for r in records}) == 8 and not data.split.unlabelled
     assert all(r.image.suffix == ".tif" for r in records)
     assert all(len(r.masks) == 1 and r.masks[0].parent.name == "labels" for r in records)
+
+
+@pytest.mark.parametrize(("image_size", "seen"), [(64, 0.5), (32, 1.0), (128, 0.25)])
+def test_the_model_mpp_is_the_scale_the_network_sees(
+    tiles: tuple[Path, Path], tmp_path: Path, image_size: int, seen: float
+) -> None:
+    """64 px tiles at 0.5 um/px: trained at 32 px they are seen at 1.0 um/px, which the model records."""
+    from teachseg.errors import ConfigError
+
+    root, extra = tiles
+    cfg = _config(root, extra, 0)
+    cfg.data.image_size = image_size  # type: ignore[attr-defined]
+    prepare_data(cfg, tmp_path / "run")  # type: ignore[arg-type]
+    assert cfg.data.mpp == pytest.approx(seen)  # type: ignore[attr-defined]
+    prepare_data(cfg, tmp_path / "again")  # type: ignore[arg-type]
+    assert cfg.data.mpp == pytest.approx(seen)  # type: ignore[attr-defined]  # a second pass keeps it
+    if seen != 0.5:  # the tiles' own um/px set by hand is the scale the network does not see
+        cfg.data.mpp = 0.5  # type: ignore[attr-defined]
+        with pytest.raises(ConfigError, match=f"set it to {seen:g}"):
+            prepare_data(cfg, tmp_path / "by_hand")  # type: ignore[arg-type]

@@ -84,7 +84,9 @@ class DataConfig(_Section):
     mpp: float | None = Field(
         None,
         gt=0,
-        description="resolution of the training images in um/px (stored in the model; predict matches it)",
+        description="um/px of the training images as the network sees them, i.e. once resized to image_size "
+        "(stored in the model; predict reads slides at it). Unset: from the `data tile` manifests, "
+        "their mpp x tile size / image_size",
     )
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(2, ge=0)

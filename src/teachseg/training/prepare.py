@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from teachseg.data.grouping import slides_from_manifests
 from teachseg.data.records import Discovery
 from teachseg.data.split_record import Split
 from teachseg.data.splits import make_split
+from teachseg.data.tile_scale import check_data_mpp, tiles_mpp
 from teachseg.errors import ConfigError, DataError, OutputError
 from teachseg.io import ensure_writable_dir, read_json, write_json, write_text
 
@@ -98,8 +98,11 @@ def prepare_data(
     discovery = discover(
         Path(d.root), d.layout, d.unlabelled_dirs, images_dir=d.images_dir, masks_dir=d.masks_dir
     )
+    # the scale the network sees: the tiles' um/px times their side over image_size (teachseg.data.tile_scale)
     if d.mpp is None:
-        d.mpp = tiles_mpp(Path(d.root))
+        d.mpp = tiles_mpp(Path(d.root), d.image_size)
+    else:
+        check_data_mpp(Path(d.root), d.image_size, d.mpp)
     split_path = run_dir / "split.json"
     if resume and split_path.is_file():
         try:
@@ -149,21 +152,6 @@ def same_content(discovery: Discovery, cache_file: Path | None = None) -> list[l
         cache_file=cache_file or default_cache_file(discovery.root),
     )
     return find_duplicates(found.hashes).links()
-
-
-def tiles_mpp(root: Path) -> float | None:
-    """The resolution recorded by `teachseg tile` (``*_tiles.json``), when all slides agree on one."""
-    values = set()
-    for manifest in root.glob("*_tiles.json"):
-        try:
-            mpp = read_json(manifest).get("mpp")
-            if mpp:
-                value = float(mpp)
-                if math.isfinite(value) and value > 0:
-                    values.add(round(value, 4))
-        except (OSError, ValueError, AttributeError, TypeError, OverflowError):
-            continue  # not a teachseg manifest: no resolution from it (``data check`` reports it)
-    return values.pop() if len(values) == 1 else None
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
