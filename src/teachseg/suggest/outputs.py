@@ -7,7 +7,8 @@
 the nearest image with a mask or chosen before it, over the largest such distance); for slide regions also
 ``x``, ``y``, ``width``, ``height`` (level-0 pixels). ``suggest.json`` records the models, settings, seed,
 pool size, what was left out and why, and the hygiene notes. ``contact_sheet.png`` shows each suggestion's
-thumbnail with the members' spread (the uncertainty) in red over it, and its rank and score.
+thumbnail with the members' spread (the uncertainty) in red over it, and its rank and score; the red is
+scaled to the largest spread on the sheet (written under it), so a weak model's small spreads still show.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ COLUMNS = (
     "diversity",
 )
 REGION_COLUMNS = ("x", "y", "width", "height")
-#: side of one thumbnail of the contact sheet, and the spread at which the overlay is fully red
+#: side of one thumbnail of the contact sheet; smallest spread the red is scaled to (so noise stays faint)
 THUMB = 192
-SPREAD_FULL = 0.25
+MIN_FULL_SPREAD = 0.01
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Suggestion:
     uncertain_area: float
     disagreement: float
     diversity: float
-    spread: np.ndarray  #: uint8 map of the members' spread (255 = 0.5), at most 64 px a side
+    spread: np.ndarray  #: float16 map of the members' spread (standard deviation), at most 64 px a side
     region: tuple[float, float, float, float] | None = None  #: level-0 x, y, width, height (slides)
 
     def row(self) -> dict[str, Any]:
@@ -100,13 +101,14 @@ def write_summary(path: Path, data: dict[str, Any]) -> Path:
     return write_json(path, data)
 
 
-def _overlay(rgb: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    """``rgb`` with the spread map (uint8, any size) in red over it, more opaque where the spread is larger."""
+def _overlay(rgb: np.ndarray, spread: np.ndarray, full: float) -> np.ndarray:
+    """``rgb`` with the spread map (any size) in red over it, opaque at ``full`` and above."""
     from PIL import Image
 
     h, w = rgb.shape[:2]
-    s = np.asarray(Image.fromarray(spread).resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
-    alpha = np.clip(s / 255.0 * 0.5 / SPREAD_FULL, 0.0, 1.0)[..., None] * 0.65
+    f = Image.fromarray(np.asarray(spread, dtype=np.float32), mode="F")
+    s = np.asarray(f.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    alpha = np.clip(s / full, 0.0, 1.0)[..., None] * 0.65
     red = np.array([255.0, 30.0, 0.0], dtype=np.float32)
     return (rgb.astype(np.float32) * (1 - alpha) + red * alpha).clip(0, 255).astype(np.uint8)
 
@@ -131,11 +133,15 @@ def contact_sheet(
     cols = max(1, min(columns, n))
     rows = max(1, math.ceil(n / cols))
     caption = 28
-    sheet = Image.new("RGB", (cols * (THUMB + 8) + 8, rows * (THUMB + caption + 8) + 8), (255, 255, 255))
+    full = max([MIN_FULL_SPREAD, *(float(np.max(s.spread)) for s in suggestions if s.spread.size)])
+    sheet = Image.new("RGB", (cols * (THUMB + 8) + 8, rows * (THUMB + caption + 8) + 22), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
+    draw.text(
+        (8, sheet.height - 16), f"red: spread of the predictions, opaque at {full:.3f}", fill=(120, 0, 0)
+    )
     for k, s in enumerate(suggestions):
         thumb = _thumbnail(read(s), THUMB)
-        cell = _overlay(thumb, s.spread)
+        cell = _overlay(thumb, s.spread, full)
         x0 = 8 + (k % cols) * (THUMB + 8)
         y0 = 8 + (k // cols) * (THUMB + caption + 8)
         ox, oy = (THUMB - cell.shape[1]) // 2, (THUMB - cell.shape[0]) // 2

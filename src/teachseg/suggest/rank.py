@@ -48,16 +48,17 @@ class Scored:
 
 
 def small_spread(spread: np.ndarray) -> np.ndarray:
-    """A spread map (probabilities' standard deviation, at most 0.5) as uint8, at most :data:`SPREAD_SIDE`."""
+    """A spread map (the probabilities' standard deviation) as float16, at most :data:`SPREAD_SIDE` a side
+    (block means)."""
     from PIL import Image
 
-    u8 = np.clip(spread * 510.0, 0, 255).astype(np.uint8)
-    h, w = u8.shape
+    h, w = spread.shape
     k = max(h, w) / SPREAD_SIDE
-    if k <= 1:
-        return u8
-    size = (max(1, round(w / k)), max(1, round(h / k)))
-    return np.asarray(Image.fromarray(u8).resize(size, Image.Resampling.BOX))
+    f = np.asarray(spread, dtype=np.float32)
+    if k > 1:
+        size = (max(1, round(w / k)), max(1, round(h / k)))
+        f = np.asarray(Image.fromarray(f, mode="F").resize(size, Image.Resampling.BOX))
+    return f.astype(np.float16)
 
 
 def score_batches(

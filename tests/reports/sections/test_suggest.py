@@ -42,7 +42,7 @@ def add_suggestions(run_dir: Path, n: int = 3) -> list[Suggestion]:
             0.3,
             float("nan"),
             1.0,
-            np.full((8, 8), 40 * k, np.uint8),
+            np.full((8, 8), 0.01 * k, np.float16),
         )
         for k in range(1, n + 1)
     ]
