@@ -11,7 +11,9 @@ from teachseg.suggest.outputs import THUMB, Suggestion, contact_sheet, read_sugg
 
 
 def _suggestion(rank: int, spread: np.ndarray, region=None) -> Suggestion:
-    return Suggestion(rank, f"img{rank}", Path(f"img{rank}.png"), 0.5, 0.4, 0.1, 0.2, math.nan, 0.9, spread, region)
+    return Suggestion(
+        rank, f"img{rank}", Path(f"img{rank}.png"), 0.5, 0.4, 0.1, 0.2, math.nan, 0.9, spread, region
+    )
 
 
 def test_the_contact_sheet_shows_the_spread_in_red_where_it_is():

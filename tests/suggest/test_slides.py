@@ -213,3 +213,15 @@ def test_regions_over_masked_tiles_of_a_run_are_left_out(slide, tmp_path):
     pool = Pool([])
     assert slide_hygiene(plan, open_source(run.path).run, pool) == []
     assert len(pool.excluded[SLIDE_HELD_OUT]) == len(plan.tiles)
+
+
+def test_two_slides_of_one_name_are_refused(slide, model, tmp_path):
+    import shutil
+
+    from teachseg.errors import DataError
+
+    twin = tmp_path / "other" / slide.name
+    twin.parent.mkdir()
+    shutil.copy(slide, twin)
+    with pytest.raises(DataError, match="two slides are named 'slide'"):
+        suggest_slides(open_source(model), [slide, twin], 1, tmp_path / "out")

@@ -93,7 +93,9 @@ def suggest(
     ] = 0.5,
     slide_mpp: SlideMppOpt = None,
     ignore_mpp: IgnoreMppOpt = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str, typer.Option("--device", help="auto, cpu or cuda (the ranking is repeatable on one device).")
+    ] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per model call.")] = 8,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from teachseg.data.tile_slides import ANNOTATE_NEXT
-from teachseg.errors import ConfigError
+from teachseg.errors import ConfigError, DataError
 from teachseg.suggest.outputs import (
     CONTACT_SHEET,
     SUGGEST_JSON,
@@ -269,6 +269,13 @@ def suggest_slides(
     from teachseg.wsi.readers import open_slide
 
     settings, opts = settings or ScoreSettings(), opts or SlideOptions()
+    stems = [Path(p).stem for p in slides]
+    if len(set(stems)) != len(stems):
+        twice = next(s for s in stems if stems.count(s) > 1)
+        raise DataError(
+            f"two slides are named {twice!r}: their regions and GeoJSON files would share names",
+            fix="rank them in two calls of teachseg suggest, each with its own --out",
+        )
     ensure_writable_dir(out_dir)
     check_model_matches_run(source)
     members = Members(source.models, settings.flips, device)
