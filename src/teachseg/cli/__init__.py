@@ -17,6 +17,7 @@ from teachseg.cli import data as _data  # noqa: F401  (registers commands)
 from teachseg.cli import predict as _predict  # noqa: F401
 from teachseg.cli import report as _report  # noqa: F401
 from teachseg.cli import selftrain as _selftrain  # noqa: F401
+from teachseg.cli import suggest as _suggest  # noqa: F401
 from teachseg.cli import train as _train  # noqa: F401
 from teachseg.cli import view as _view  # noqa: F401
 from teachseg.cli._app import app, console, out

@@ -4,6 +4,17 @@ Tiles that meet an annotation (QuPath GeoJSON, level-0 pixel coordinates, holes 
 with their rasterised mask in ``masks/`` (0/255 PNG, same name); tiles that meet none go to ``unlabelled/``
 for self-training.
 
+**Regions to annotate** (``teachseg suggest`` on slides): when the GeoJSON holds annotations of class
+``Annotate next``, tiles are cut *only inside them*, and every one is labelled: its mask is the tumour drawn
+inside it (the other classes' polygons, as without regions; nothing drawn means no tumour there). A region's
+corner is taken to the nearest pixel of the tiles' grid (``--mpp``/``--level``), and the region is cut into a
+``--stride`` grid of ``--size`` tiles from that corner (one tile when the region is ``--size`` wide, as
+``suggest`` writes them with the ``--mpp`` and ``--size`` it prints); a region smaller than ``--size`` is an
+error. No tissue check applies inside a region: the user chose it. When the output folder already holds this
+slide's tiles (an earlier ``data tile`` into the same dataset), the manifest keeps the earlier tiles and gains
+the new ones, and an earlier unlabelled copy of a tile now labelled is removed from ``unlabelled/``, so the
+image is not both labelled and unlabelled; tiles at another resolution in that folder are an error.
+
 With ``--mpp`` tiles are cut at exactly that resolution, as ``predict`` reads slides: from the coarsest level
 at least as fine, resized (anti-aliased) on a virtual level (:mod:`teachseg.wsi.resolution`). Masks are
 rasterised from the polygons straight at the tiles' scale, so they match their images pixel for pixel.
@@ -12,6 +23,7 @@ rasterised from the polygons straight at the tiles' scale, so they match their i
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,12 +72,12 @@ def _class_name(props: dict[str, Any]) -> str | None:
     return cls if isinstance(cls, str) else None
 
 
-def load_annotations(
-    path: Path, classes: list[str] | None = None, negative: list[str] | None = None
-) -> tuple[list[Any], list[Any]]:
-    """Tumour and labelled-negative polygons (shapely, level-0 pixels) from a QuPath GeoJSON export."""
-    from shapely.geometry import shape
+#: QuPath class of the regions ``teachseg suggest`` asks to annotate (never tumour, never negative).
+ANNOTATE_NEXT = "Annotate next"
 
+
+def _features(path: Path) -> list[Any]:
+    """The features of a QuPath GeoJSON export (a FeatureCollection, a Feature or a list of them)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -87,22 +99,46 @@ def load_annotations(
         raise DataError(
             "not a GeoJSON Feature or FeatureCollection", path=path, fix="export annotations as GeoJSON"
         )
+    return [f for f in features if isinstance(f, dict) and f.get("geometry")]
+
+
+def _polygons(feature: dict[str, Any], path: Path) -> list[Any]:
+    from shapely.geometry import shape
+
+    try:
+        return valid_parts(shape(feature["geometry"]))  # every polygonal part, repaired if needed
+    except Exception as exc:
+        raise DataError(f"a feature has an invalid geometry ({exc})", path=path) from None
+
+
+def load_annotations(
+    path: Path, classes: list[str] | None = None, negative: list[str] | None = None
+) -> tuple[list[Any], list[Any]]:
+    """Tumour and labelled-negative polygons (shapely, level-0 pixels) from a QuPath GeoJSON export;
+    ``Annotate next`` regions are neither (see :func:`load_regions`)."""
     neg_names = {n.lower() for n in negative or []}
     pos_names = {n.lower() for n in classes} if classes else None
     positive, labelled_negative = [], []
-    for f in features:
-        if not isinstance(f, dict) or not f.get("geometry"):
-            continue
-        try:
-            polys = valid_parts(shape(f["geometry"]))  # every polygonal part, repaired if needed
-        except Exception as exc:
-            raise DataError(f"a feature has an invalid geometry ({exc})", path=path) from None
+    for f in _features(path):
         name = (_class_name(f.get("properties") or {}) or "").lower()
+        if name == ANNOTATE_NEXT.lower():
+            continue
+        polys = _polygons(f, path)
         if name in neg_names:
             labelled_negative.extend(polys)
         elif pos_names is None or name in pos_names:
             positive.extend(polys)
     return positive, labelled_negative
+
+
+def load_regions(path: Path) -> list[tuple[float, float, float, float]]:
+    """The ``Annotate next`` regions of a GeoJSON as level-0 bounding boxes ``(x0, y0, x1, y1)``."""
+    regions = []
+    for f in _features(path):
+        if (_class_name(f.get("properties") or {}) or "").lower() == ANNOTATE_NEXT.lower():
+            for p in _polygons(f, path):
+                regions.append(tuple(float(v) for v in p.bounds))
+    return regions  # type: ignore[return-value]
 
 
 def rasterise(polygons: list[Any], x0: float, y0: float, size: int, scale: float) -> np.ndarray:
@@ -132,8 +168,10 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
         remove_stale_temporaries(folder)
     positive: list[Any] = []
     labelled_negative: list[Any] = []
+    regions: list[tuple[float, float, float, float]] = []
     if annotations is not None:
         positive, labelled_negative = load_annotations(annotations, opts.classes, opts.negative)
+        regions = load_regions(annotations)
     every = positive + labelled_negative
     tree = STRtree(every) if every else None
     pos_tree = STRtree(positive) if positive else None
@@ -157,12 +195,16 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
         )
         src_level = 0 if source is not reader else level
         lv = source.levels[src_level]
-        thumb, thumb_ds = reader.thumbnail(opts.thumb_max_side)
-        tissue = detect_tissue(thumb)
-        grid = strided_grid(lv.height, lv.width, opts.size, opts.stride or opts.size)
-        tiles = tiles_touching(
-            grid, tissue, thumb_ds / lv.downsample, opts.size, min_fraction=opts.min_tissue
-        )
+        if regions:  # only inside the regions to annotate, all labelled (see the module docstring)
+            assert annotations is not None
+            tiles = region_tiles(regions, lv.downsample, opts.size, opts.stride or opts.size, annotations)
+        else:
+            thumb, thumb_ds = reader.thumbnail(opts.thumb_max_side)
+            tissue = detect_tissue(thumb)
+            grid = strided_grid(lv.height, lv.width, opts.size, opts.stride or opts.size)
+            tiles = tiles_touching(
+                grid, tissue, thumb_ds / lv.downsample, opts.size, min_fraction=opts.min_tissue
+            )
         d = lv.downsample
         for t in tiles:
             x0, y0 = t.x * d, t.y * d
@@ -170,7 +212,7 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
             hits = [] if tree is None else [every[i] for i in tree.query(footprint, predicate="intersects")]
             stem = f"{name}_x{int(round(x0))}_y{int(round(y0))}"
             image = source.read(src_level, t.x, t.y, opts.size, opts.size)
-            if hits:
+            if hits or regions:
                 pos = (
                     []
                     if pos_tree is None
@@ -195,6 +237,10 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
             "tiles": records,
         }
     labelled = sum(1 for r in records if r["labelled"])
+    if regions:
+        manifest["tiles"] = merged_records(out_dir / f"{name}_tiles.json", manifest)
+        for r in records:  # a tile now labelled is no longer an unlabelled image
+            (out_dir / "unlabelled" / f"{r['name']}.png").unlink(missing_ok=True)
     write_json(out_dir / f"{name}_tiles.json", manifest)
     return {
         "labelled": labelled,
@@ -204,3 +250,66 @@ def tile_slide(slide: Path, out_dir: Path, annotations: Path | None, opts: TileO
         "resampled": manifest["resampled"],
         "manifest": out_dir / f"{name}_tiles.json",
     }
+
+
+def region_tiles(
+    regions: list[tuple[float, float, float, float]], downsample: float, size: int, stride: int, path: Path
+) -> list[Tile]:
+    """The tiles of ``size`` (every ``stride``) inside each ``Annotate next`` region, in level pixels.
+
+    A region's corner and sides are taken to the nearest level pixel (``suggest`` writes them on that grid).
+
+    Raises:
+        DataError: a region smaller than ``size`` at this resolution.
+    """
+    tiles: set[Tile] = set()
+    for x0, y0, x1, y1 in regions:
+        rx, ry = round(x0 / downsample), round(y0 / downsample)
+        rw, rh = round((x1 - x0) / downsample), round((y1 - y0) / downsample)
+        if rw < size or rh < size:
+            raise DataError(
+                f"the '{ANNOTATE_NEXT}' region at x={x0:g}, y={y0:g} is {rw}x{rh} px at this resolution, "
+                f"smaller than --size {size}",
+                path=path,
+                fix="tile with the --mpp and --size that teachseg suggest printed (also in its suggest.json)",
+            )
+        tiles.update(
+            Tile(y, x)
+            for y in range(ry, ry + rh - size + 1, stride)
+            for x in range(rx, rx + rw - size + 1, stride)
+        )
+    return sorted(tiles)
+
+
+def merged_records(path: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tiles of ``manifest`` after those an earlier manifest of the slide at ``path`` lists (a tile cut
+    again replaces its earlier record).
+
+    Raises:
+        DataError: the earlier tiles were cut at another resolution or size.
+    """
+    from teachseg.io import read_json
+
+    if not path.is_file():
+        return list(manifest["tiles"])
+    try:
+        old = read_json(path)
+        old_tiles = list(old["tiles"])
+        same = math.isclose(float(old["downsample"]), float(manifest["downsample"]), rel_tol=1e-6) and int(
+            old["size"]
+        ) == int(manifest["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(
+            "this folder holds a tile manifest of the slide that cannot be read",
+            path=path,
+            fix="tile into another --out, or delete the manifest and tile the slide again",
+        ) from None
+    if not same:
+        raise DataError(
+            f"this folder holds tiles of the slide cut at {old['size']} px, downsample {old['downsample']:g}; "
+            f"the regions are cut at {manifest['size']} px, downsample {manifest['downsample']:g}",
+            path=path,
+            fix="tile with the --mpp and --size of the earlier tiles, or into another --out",
+        )
+    new = {r["name"] for r in manifest["tiles"]}
+    return [r for r in old_tiles if r.get("name") not in new] + list(manifest["tiles"])

@@ -27,6 +27,7 @@ from teachseg.reports.sections.setup import (
     describe_train,
     setup_section,
 )
+from teachseg.reports.sections.suggest import suggest_section
 from teachseg.reports.sections.train import train_results_section
 from teachseg.reports.sections.worst import study_worst_section, train_worst_section
 
@@ -87,5 +88,5 @@ def assemble(run_dir: Path, warn: Warnings) -> Report:
         else:
             splits = describe_experiment(rep, loaded, entries, run_dir)
         sections = study_sections(entries, warn)
-    rep.sections = [s for s in [setup_section(splits), *sections] if s.blocks]
+    rep.sections = [s for s in [setup_section(splits), *sections, suggest_section(run_dir, warn)] if s.blocks]
     return rep
