@@ -186,27 +186,32 @@ def test_resume_after_an_interrupted_replacement_redoes_the_sets_of_the_old_mode
 ):
     out = tmp_path / "out"
     predict_paths(_red, M1, slides, out, OPTS)
-    # the run with the second model is killed while b's GeoJSON is written: b's TIFF and overlay are the
-    # second model's already, its GeoJSON and summary still the first's
+    # the run with the second model is killed while a's GeoJSON is written: a's TIFF and overlay are the
+    # second model's already, its GeoJSON and summary still the first's; b is the first model's, untouched
     real = writers.write_geojson
 
-    def killed_on_b(path, collection):
-        if Path(path).stem == "b":
+    def killed_on_a(path, collection):
+        if Path(path).stem == "a":
             raise KeyboardInterrupt
         return real(path, collection)
 
-    monkeypatch.setattr(writers, "write_geojson", killed_on_b)
+    monkeypatch.setattr(writers, "write_geojson", killed_on_a)
     with pytest.raises(KeyboardInterrupt):
         predict_paths(_inverse, M2, slides, out, OPTS)
     monkeypatch.undo()
-    assert _summary(out, "a")["model"]["folder"] == "m2" and _summary(out, "b")["model"]["folder"] == "m1"
+    assert {_summary(out, n)["model"]["folder"] for n in ("a", "b")} == {"m1"}
     log: list[str] = []
     predict_paths(_inverse, M2, slides, out, RESUME, log=log.append)
-    assert "a: complete, skipped (--resume)" in log
-    assert "b: complete, skipped (--resume)" not in log
-    assert _summary(out, "b")["model"]["folder"] == "m2"
-    assert np.array_equal(_tiff_pixels(out / "b_prob.tif"), _tiff_pixels(by_m2 / "b_prob.tif"))
-    assert (out / "b.geojson").read_text() == (by_m2 / "b.geojson").read_text()
+    assert not [line for line in log if "complete, skipped" in line]
+    # b's set is complete, but of the first model: this folder is now the second's
+    assert "b: made with another model or settings, predicted again (--resume)" in log
+    for name in ("a", "b"):
+        assert _summary(out, name)["model"]["folder"] == "m2"
+        assert np.array_equal(
+            _tiff_pixels(out / f"{name}_prob.tif"), _tiff_pixels(by_m2 / f"{name}_prob.tif")
+        )
+        assert (out / f"{name}.geojson").read_text() == (by_m2 / f"{name}.geojson").read_text()
+    assert {r["model"] for r in _rows(out / "cohort.csv")} == {"m2"}
 
 
 def test_a_set_whose_files_were_replaced_is_not_complete(slides, tmp_path):
