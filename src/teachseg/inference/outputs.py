@@ -146,10 +146,10 @@ def output_stamps(out_dir: Path, name: str) -> dict[str, tuple[int, int]]:
 
 
 def remove_unfinished_outputs(out_dir: Path, name: str, before: dict[str, tuple[int, int]]) -> list[Path]:
-    """After the prediction of ``name`` was cancelled part-way: when it replaced some outputs (``before``:
-    their :func:`output_stamps`), the set is a mix of old and new files, so all of them go (the summary
-    first, so a rerun never takes the mix for a finished input). An earlier prediction left untouched is
-    kept. Returns what was removed."""
+    """After the prediction of ``name`` failed or was cancelled part-way: when it replaced some outputs
+    (``before``: their :func:`output_stamps`), the set is a mix of old and new files, so all of them go (the
+    summary first, so a rerun never takes the mix for a finished input). An earlier prediction left
+    untouched is kept. Returns what was removed."""
     if output_stamps(out_dir, name) == before:
         return remove_stale_work(out_dir, name)
     return discard_outputs(out_dir, name)
