@@ -374,3 +374,20 @@ class PredictSummary(RunFile):
     seconds: Number | None = None
     warnings: list[str] | None = None
     note: str | None = None
+    #: what made these outputs: the hash of ``prediction``, the model and settings that decide them (see
+    #: :mod:`teachseg.inference.identity`); absent from summaries written before teachseg recorded it
+    identity: str | None = None
+    prediction: dict[str, Any] | None = None
+    #: the size in bytes of each file in ``outputs`` when it was written (a set whose files were replaced
+    #: since is not complete)
+    output_bytes: dict[str, int] | None = None
+
+
+class PredictIdentity(RunFile):
+    """``predict_identity.json``: the model and settings of the last ``teachseg predict`` run in a folder,
+    written before its first input is predicted (``--resume`` refuses a folder of another identity)."""
+
+    FILE: ClassVar[str] = "predict_identity.json"
+
+    identity: str
+    prediction: dict[str, Any]

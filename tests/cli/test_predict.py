@@ -34,6 +34,7 @@ def test_predict_slide_and_image(tmp_path, model_dir, slide, capsys):
         "frame_overlay.png",
         "frame_prob.png",
         "frame_summary.json",
+        "predict_identity.json",  # the model and settings of the run
         "slide.geojson",
         "slide_overlay.png",
         "slide_prob.tif",
@@ -42,6 +43,42 @@ def test_predict_slide_and_image(tmp_path, model_dir, slide, capsys):
     assert "slide:" in capsys.readouterr().out
     assert run([*args, "--resume"]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_resume_refuses_another_model_and_overwrite_predicts_again(tmp_path, model_dir, slide, capsys):
+    import csv
+    import hashlib
+
+    import torch
+
+    from teachseg.models import ModelMeta, build_model, save_model_folder
+
+    torch.manual_seed(1)  # the same architecture, other weights
+    other = tmp_path / "other"
+    save_model_folder(
+        build_model("linknet", "resnet18"), other, ModelMeta("linknet", "resnet18", 64, mpp=0.5)
+    )
+    out = tmp_path / "out"
+    common = [str(slide), "--out", str(out), "--no-progress", "--backend", "torch", "--precision", "fp32"]
+    assert run(["predict", str(model_dir), *common]) == 0
+    capsys.readouterr()
+
+    assert run(["predict", str(other), *common, "--resume"]) == 2
+    err = one_error_line(capsys)
+    assert "another model or settings" in err and "model.weights_sha256" in err and "--overwrite" in err
+    assert run(["predict", str(model_dir), *common, "--resume", "--threshold", "0.7"]) == 2
+    assert "threshold: 0.5 -> 0.7" in one_error_line(capsys)
+    assert run(["predict", str(other), *common, "--resume", "--overwrite"]) == 2
+    assert "contradict" in one_error_line(capsys)
+
+    assert run(["predict", str(other), *common, "--overwrite"]) == 0
+    (row,) = csv.DictReader((out / "cohort.csv").open(encoding="utf-8"))
+    weights = hashlib.sha256((other / "model.safetensors").read_bytes()).hexdigest()
+    assert row["model"] == str(other) and row["weights_sha256"] == weights
+    summary = json.loads((out / "slide_summary.json").read_text())
+    assert summary["model"]["weights_sha256"] == weights and summary["identity"] == row["identity"]
+    assert run(["predict", str(other), *common, "--resume"]) == 0
+    assert "slide: complete, skipped" in capsys.readouterr().out
 
 
 def test_predict_onnx_backend(tmp_path, model_dir, slide):

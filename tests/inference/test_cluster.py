@@ -147,7 +147,8 @@ def test_local_cluster_matches_single_process_and_skips_finished_slides(
     assert [Path(r["slide"]).name for r in failures] == ["broken.svs"] and failures[0]["fix"]
     assert [r["name"] for r in _rows(out / "cohort.csv")] == ["a", "b", "s0", "s1", "s2", "s3"]
 
-    # rerun with --resume once the broken slide is gone: nothing predicted again, failures.csv removed
+    # rerun with --resume once the broken slide is gone: nothing predicted again; the broken slide's
+    # failures.csv row stays (it was never predicted)
     (cohort / "broken.svs").rename(tmp_path / "broken.svs")
     try:
         before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.endswith("_summary.json")}
@@ -171,7 +172,14 @@ def test_local_cluster_matches_single_process_and_skips_finished_slides(
     assert sum("complete, skipped" in line for line in log) == 6
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.endswith("_summary.json")}
     assert after == before
-    assert not (out / "failures.csv").exists()
+    assert [Path(r["slide"]).name for r in _rows(out / "failures.csv")] == ["broken.svs"]
+
+    # --resume with other settings is refused before any slide is sent, naming what differs
+    with pytest.raises(ConfigError, match=r"threshold: 0\.45 -> 0\.6"):
+        predict_paths_ray(
+            make_red, INFO, [cohort], out, PredictOptions(threshold=0.6, resume=True), RaySettings()
+        )
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.endswith("_summary.json")} == after
 
     # a request no node can meet is refused, not left waiting
     with pytest.raises(ConfigError, match="asks for 1 GPU but the Ray cluster has 0"):
@@ -189,6 +197,10 @@ def test_a_dead_worker_is_retried_and_every_slide_finishes(cohort, reference, tm
     died = [r for r in _rows(out / "failures.csv") if "died 1 times" in r["error"]]
     assert len(died) == 1 and "--resume" in died[0]["fix"]
     assert len(_rows(out / "cohort.csv")) == 5
+    # nothing of the slide whose worker died is left: no hidden work folder (a full-size raster), no output
+    dead = Path(died[0]["slide"]).name.rsplit(".", 1)[0]
+    assert not list(out.glob(f"{dead}[._]*")) and not list(out.glob(f".{dead}*"))
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
     # with retries (the default) the same death costs nothing: every slide, byte-identical
     out2 = tmp_path / "out2"

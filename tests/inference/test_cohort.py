@@ -37,7 +37,7 @@ def test_cohort_from_list_and_folder_with_failures_and_rerun(tmp_path, slide_pat
     (folder / "broken.svs").write_bytes(b"\0" * 64)
     shutil.copy(slide_path, tmp_path / "b.tif")
     listing = tmp_path / "cohort.txt"
-    listing.write_text("# slides of the cohort\nb.tif\n\nmissing/c.svs\n" + f"{folder}\n")
+    listing.write_text("# slides of the cohort\nb.tif\n\nmissing/c.tif\n" + f"{folder}\n")
     out = tmp_path / "out"
     log: list[str] = []
 
@@ -45,7 +45,7 @@ def test_cohort_from_list_and_folder_with_failures_and_rerun(tmp_path, slide_pat
         predict_paths(*_echo(), [listing], out, OPTS, log=log.append)
 
     failures = _rows(out / "failures.csv")
-    assert [Path(r["slide"]).name for r in failures] == ["c.svs", "broken.svs"]
+    assert [Path(r["slide"]).name for r in failures] == ["c.tif", "broken.svs"]
     assert failures[0]["error"] == "listed path not found" and "line 4 of" in failures[0]["fix"]
     assert "broken.svs" in failures[1]["error"] and failures[1]["fix"]
     rows = _rows(out / "cohort.csv")
@@ -54,22 +54,34 @@ def test_cohort_from_list_and_folder_with_failures_and_rerun(tmp_path, slide_pat
     for r in rows:
         assert float(r["mpp_used"]) == pytest.approx(1.0) and r["mpp_source"] == "slide metadata"
         tissue, tumour = float(r["tissue_area_mm2"]), float(r["tumour_area_mm2"])
-        assert tissue > 0 and tumour >= 0
-        assert float(r["tumour_fraction"]) == pytest.approx(tumour / tissue, rel=1e-3, abs=1e-6)
+        inside = float(r["tumour_in_tissue_mm2"])
+        assert tissue > 0 and 0 <= inside <= tumour and inside <= tissue
+        # a fraction of the tissue: tumour on the tissue's own pixels (the tumour on whole predicted tiles,
+        # chosen with a dilated mask, is 1.8x the tissue here)
+        assert float(r["tumour_fraction"]) == pytest.approx(inside / tissue, rel=1e-3, abs=1e-6)
+        assert 0 < float(r["tumour_fraction"]) <= 1 < tumour / tissue
         assert float(r["seconds"]) > 0
+        assert r["model"] == "echo-red" and r["identity"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
-    # rerun: finished slides are skipped (and stay in cohort.csv); once the bad inputs are gone, no failures
+    # rerun: finished slides are skipped (and stay in cohort.csv); the listed slide that now exists is
+    # predicted and its failures.csv row goes; the broken one, removed from the cohort, keeps its row: a row
+    # stays until its input is predicted
+    (tmp_path / "missing").mkdir()
+    shutil.copy(slide_path, tmp_path / "missing" / "c.tif")
     (folder / "broken.svs").unlink()
-    listing.write_text(f"b.tif\n{folder}\n")
     log.clear()
     summaries = predict_paths(
         *_echo(), [listing], out, PredictOptions(batch_size=8, resume=True), log=log.append
     )
-    assert len(summaries) == 2
+    assert len(summaries) == 3
     assert sum("complete, skipped" in line for line in log) == 2
-    assert [r["name"] for r in _rows(out / "cohort.csv")] == ["b", "a"]
-    assert not (out / "failures.csv").exists()
+    assert [r["name"] for r in _rows(out / "cohort.csv")] == ["b", "c", "a"]
+    assert [Path(r["slide"]).name for r in _rows(out / "failures.csv")] == ["broken.svs"]
+    assert (
+        "failures.csv keeps 1 row(s) of inputs that failed in an earlier run and were not predicted since"
+        in log
+    )
 
 
 def test_resume_removes_the_table_temporaries_a_killed_run_left(tmp_path, slide_path):

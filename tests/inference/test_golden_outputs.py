@@ -6,6 +6,12 @@ Summaries are compared without their timing and input path, GeoJSON without its 
 ``cohort.csv`` without its slide path and seconds columns. Overlay PNGs are compared by their decoded pixels
 (since their zlib level was lowered): those hashes were computed with the code before that change, which gave
 the same pixels.
+
+Issue 31 changed the slide summaries and ``cohort.csv`` on purpose: the tumour fraction of the tissue counts
+tumour on the tissue's own pixels (``tumour_in_tissue_area_px``; it exceeded 1 before) and the tissue area is
+counted on the predicted pixels; ``cohort.csv`` gained ``tumour_in_tissue_mm2`` and the model columns. Their
+hashes were recomputed then; every other file kept its hash. The records of what made the outputs (summary
+``identity``, ``prediction``, ``output_bytes``; ``predict_identity.json``) are left out here.
 """
 
 from __future__ import annotations
@@ -23,11 +29,11 @@ from teachseg.inference.run import predict_paths
 from teachseg.io import write_png
 
 EXPECTED = {
-    "nomask/cohort.csv": "42ae50df9a3afca7",
+    "nomask/cohort.csv": "ec85a8f379a07004",
     "nomask/slide.geojson": "6670a558edc32946",
     "nomask/slide_overlay.png": "9d5721311298a4ec",
     "nomask/slide_prob.tif": "ad023fbc8f3745c8",
-    "nomask/slide_summary.json": "72701777d1a3dead",
+    "nomask/slide_summary.json": "1b960670ae538aee",
     "plain/a_mask.png": "7e8f8844946ba842",
     "plain/a_overlay.png": "38e52169307b4f4e",
     "plain/a_prob.png": "d94e518b1968b005",
@@ -36,11 +42,11 @@ EXPECTED = {
     "plain/b_overlay.png": "d01ecaa024713176",
     "plain/b_prob.png": "b16607a836e9ee21",
     "plain/b_summary.json": "d67c7ebae15ed8a0",
-    "plain/cohort.csv": "27a13c0df4e4324c",
+    "plain/cohort.csv": "92b0287a1cd5f3f7",
     "plain/slide.geojson": "d1ef7981e77ab011",
     "plain/slide_overlay.png": "fbd173acafecfef1",
     "plain/slide_prob.tif": "767673fcb84adc31",
-    "plain/slide_summary.json": "a348bdd16bb8c6b1",
+    "plain/slide_summary.json": "5e28f078652dde2c",
     "resampled/a_mask.png": "def3d65ceb35279d",
     "resampled/a_overlay.png": "cc8fd8ce79cbc932",
     "resampled/a_prob.png": "a9335cd8635ecc96",
@@ -49,12 +55,17 @@ EXPECTED = {
     "resampled/b_overlay.png": "39d98ff2246efa4c",
     "resampled/b_prob.png": "3fc0a84c5eae9a1a",
     "resampled/b_summary.json": "93ee1d51f484c111",
-    "resampled/cohort.csv": "7517e03565c4f788",
+    "resampled/cohort.csv": "687536239b4e3059",
     "resampled/slide.geojson": "a5555f3aaacb12d0",
     "resampled/slide_overlay.png": "4f1d7a66df7b1bec",
     "resampled/slide_prob.tif": "97864324fde49f18",
-    "resampled/slide_summary.json": "499ece331fa4cffd",
+    "resampled/slide_summary.json": "ca0d0f704fcef1a2",
 }
+
+
+#: Summary keys (and keys of its ``model``) that record the prediction's identity (issue 31).
+IDENTITY_KEYS = ("identity", "prediction", "output_bytes")
+MODEL_IDENTITY_KEYS = ("weights_sha256", "onnx_sha256", "mean", "std")
 
 
 def _red(images: np.ndarray) -> np.ndarray:
@@ -78,6 +89,11 @@ def _comparable(path: Path) -> bytes:
             summary.pop(key)
         # typed run files (issue 10) add their schema version; the rest is compared with the old hashes
         assert summary.pop("schema_version") == 1
+        # what made the outputs (issue 31): tested in test_identity.py, left out of these hashes
+        for key in IDENTITY_KEYS:
+            summary.pop(key)
+        for key in MODEL_IDENTITY_KEYS:
+            summary["model"].pop(key)
         return json.dumps(summary, sort_keys=True).encode()
     # overlays by their pixels: their zlib level changed (fast since issue 9), not their content
     if path.name.endswith("_overlay.png"):
@@ -89,7 +105,7 @@ def _comparable(path: Path) -> bytes:
         return re.sub(rb'"id": *"[0-9a-f-]{36}"', b'"id": ""', data)
     if path.name == "cohort.csv":
         rows = [line.split(",") for line in data.decode().splitlines()]
-        drop = {rows[0].index("slide"), rows[0].index("seconds")}
+        drop = {rows[0].index(c) for c in ("slide", "seconds", "model", "weights_sha256", "identity")}
         return "\n".join(",".join(c for i, c in enumerate(r) if i not in drop) for r in rows).encode()
     return data
 
@@ -112,6 +128,8 @@ def output_hashes(root: Path) -> dict[str, str]:
         out = root / key
         predict_paths(_red, info, inputs, out, opts)
         for f in sorted(out.iterdir()):
+            if f.name == "predict_identity.json":  # the run's identity (issue 31), not an output
+                continue
             hashes[f"{key}/{f.name}"] = hashlib.sha256(_comparable(f)).hexdigest()[:16]
     return hashes
 

@@ -76,7 +76,15 @@ def test_disk_full_mid_cohort_stops_and_keeps_the_finished_slide(tmp_path, slide
     assert is_complete(out, "a")
     assert json.loads((out / "a.geojson").read_text())["type"] == "FeatureCollection"
     assert _visible(out) == sorted(
-        ["a.geojson", "a_overlay.png", "a_prob.tif", "a_summary.json", "cohort.csv", "failures.csv"]
+        [
+            "a.geojson",
+            "a_overlay.png",
+            "a_prob.tif",
+            "a_summary.json",
+            "cohort.csv",
+            "failures.csv",
+            "predict_identity.json",
+        ]
     )
     assert [r["name"] for r in _rows(out / "cohort.csv")] == ["a"]
     (failure,) = _rows(out / "failures.csv")

@@ -101,7 +101,8 @@ def test_interrupted_run_leaves_no_partial_files(tmp_path, predictor, slide_path
 
     with pytest.raises(KeyboardInterrupt):
         predict_paths(failing, info, [slide_path], tmp_path, PredictOptions(**OPTS))  # type: ignore[arg-type]
-    assert list(tmp_path.iterdir()) == []
+    # nothing of the slide; only the run's identity, recorded before its first input
+    assert [p.name for p in tmp_path.iterdir()] == ["predict_identity.json"]
 
 
 def test_one_bad_input_does_not_stop_the_others(tmp_path, predictor, slide_path):

@@ -16,7 +16,6 @@ from teachseg.cli._app import (
     LevelOpt,
     ModelDirArg,
     OutOpt,
-    ResumeOpt,
     SlideMppOpt,
     app,
     check_mpp_options,
@@ -34,6 +33,22 @@ PredictMppOpt = Annotated[
 ]
 TileOpt = Annotated[
     int | None, typer.Option("--tile", help="Tile size in pixels. Default: the model's image_size.")
+]
+PredictResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Skip inputs whose outputs are complete and were made with this model and these settings; "
+        "refuse a folder predicted with another model or other settings (naming what differs).",
+    ),
+]
+PredictOverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Predict every input again, replacing outputs made with any model or settings (as a run "
+        "without --resume does).",
+    ),
 ]
 
 
@@ -106,7 +121,8 @@ def predict(
             "fp32, bf16, fp16; the same policy as training (teachseg.precision).",
         ),
     ] = "auto",
-    resume: ResumeOpt = False,
+    resume: PredictResumeOpt = False,
+    overwrite: PredictOverwriteOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
     ray: Annotated[
         str | None,
@@ -136,6 +152,13 @@ def predict(
     from teachseg.io import ensure_writable_dir
 
     check_mpp_options(slide_mpp, ignore_mpp)
+    if resume and overwrite:
+        from teachseg.errors import ConfigError
+
+        raise ConfigError(
+            "--resume and --overwrite contradict each other",
+            fix="give --resume to keep the finished outputs, or --overwrite to predict them again",
+        )
     ensure_writable_dir(out_dir)
     if resume:
         remove_stale_exports(out_dir)

@@ -2,17 +2,21 @@
 
 ``teachseg predict ... --ray local|auto|HOST:PORT`` runs :func:`predict_paths_ray`. The driver lays the
 cohort out exactly as the single-process run does (:func:`~teachseg.inference.run.plan_cohort`: inputs,
-output names, ``--resume`` skipping finished slides), then submits one task per remaining slide with the
-resources asked for (``num_cpus``, ``num_gpus``). Each task loads the model once per worker process
+output names, ``--resume`` skipping finished slides of the same identity), asks one worker which engine
+and precision the model resolves to there (the prediction's identity names them; a GPU worker's may differ
+from the driver's), then submits one task per remaining slide with the resources asked for (``num_cpus``,
+``num_gpus``). Each task loads the model once per worker process
 (:class:`ModelFolderPredictor`, only paths and settings travel), predicts its slide with the same pipeline
 into a hidden per-slide work folder in the output folder, and renames each output into place, the summary
 last (:func:`~teachseg.inference.run.predict_input`). The driver takes results as they come
 (``ray.wait``) and updates ``cohort.csv`` (rows in input order), ``failures.csv`` and the progress.
 
 Ray does the scheduling and the retries: a task whose worker process or node dies is run again elsewhere
-(``max_retries``, ``retry_exceptions=False``); the retry first removes the dead attempt's hidden files. An
-error raised while predicting a slide (an unreadable file) is not retried: it is a ``failures.csv`` row, as
-in the single-process run. A full or read-only output folder stops the run as there
+(``max_retries``, ``retry_exceptions=False``); the retry first removes the dead attempt's hidden files. A
+slide whose worker died on every try is a ``failures.csv`` row and the driver removes what it left (its
+hidden work folder, any output renamed into place). An error raised while predicting a slide (an
+unreadable file) is not retried: it is a ``failures.csv`` row, its outputs removed, as in the
+single-process run. A full or read-only output folder stops the run as there
 (:func:`~teachseg.inference.run.output_stop`): the other tasks are cancelled, the slides that finished are
 kept in ``cohort.csv``, what the failed and cancelled slides wrote is removed, and one line names the folder
 and the fix. Slides, model folder and output folder must be on storage every node sees.
@@ -33,7 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from teachseg.errors import ConfigError, DataError
 from teachseg.inference.options import ModelInfo, PredictOptions, ResolvedOptions
-from teachseg.inference.outputs import output_stamps, remove_stale_work, remove_unfinished_outputs
+from teachseg.inference.outputs import (
+    output_stamps,
+    remove_stale_work,
+    remove_unfinished_outputs,
+)
 from teachseg.inference.progress import NoProgress, PredictProgress
 from teachseg.inference.sliding import TilePredictor
 
@@ -133,24 +141,48 @@ def predict_one(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     torch.set_num_threads(threads)
     try:
-        if run_id not in _PREDICTORS:
-            _PREDICTORS.clear()
-            _PREDICTORS[run_id] = make_predictor()
+        predictor = _worker_predictor(run_id, make_predictor)
     except Exception as exc:
         return SlideResult(index, error=_portable(exc), fatal=True, worker=worker)
-    predictor = _PREDICTORS[run_id]
     # the summary records what this worker runs (a GPU worker's precision may differ from the driver's)
-    model = replace(
-        model,
-        backend=getattr(predictor, "backend", model.backend),
-        precision=getattr(predictor, "precision", model.precision),
-    )
+    model = engine_model(model, predictor)
     remove_stale_work(out_dir, name)  # hidden files of an attempt whose worker died
     try:
         summary = predict_input(path, name, make_inferer(predictor, ro), model, out_dir, ro)
     except Exception as exc:
         return SlideResult(index, error=_portable(exc), worker=worker)
     return SlideResult(index, summary=summary, worker=worker)
+
+
+def _worker_predictor(run_id: str, make_predictor: Callable[[], TilePredictor]) -> TilePredictor:
+    """This worker process's predictor of run ``run_id``, built on first use."""
+    if run_id not in _PREDICTORS:
+        _PREDICTORS.clear()
+        _PREDICTORS[run_id] = make_predictor()
+    return _PREDICTORS[run_id]
+
+
+def engine_model(model: ModelInfo, predictor: Any) -> ModelInfo:
+    """``model`` with the engine and precision ``predictor`` runs at (a plain function keeps ``model``'s)."""
+    return replace(
+        model,
+        backend=getattr(predictor, "backend", model.backend),
+        precision=str(getattr(predictor, "precision", model.precision)),
+    )
+
+
+def worker_engine(
+    run_id: str, make_predictor: Callable[[], TilePredictor], model: ModelInfo, threads: int
+) -> ModelInfo | BaseException:
+    """The body of the Ray task run before the slides: ``model`` with the engine a worker resolves (the
+    predictor stays loaded for the slides this worker gets), or the error that stopped loading it."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        return engine_model(model, _worker_predictor(run_id, make_predictor))
+    except Exception as exc:
+        return _portable(exc)
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -223,6 +255,7 @@ def predict_paths_ray(
         DataError: after the others finished, when some inputs failed (naming ``failures.csv``).
     """
     from teachseg.inference.run import (
+        claim_folder,
         end_cohort,
         is_output_problem,
         output_stop,
@@ -246,6 +279,15 @@ def predict_paths_ray(
             retry_exceptions=False,
         )
         run_id, factory = uuid.uuid4().hex, ray.put(make_predictor)
+        engine = ray.get(
+            ray.remote(worker_engine)
+            .options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
+            .remote(run_id, factory, model, settings.threads)
+        )
+        if isinstance(engine, BaseException):  # the model cannot be loaded on the workers
+            raise engine
+        model = engine
+        claim_folder(plan, model, out_dir)
         pending: dict[Any, int] = {}
         before: dict[int, dict[str, tuple[int, int]]] = {}  # outputs of each slide before it was sent
         for index, (path, name) in enumerate(zip(plan.files, plan.names, strict=True)):
@@ -265,7 +307,8 @@ def predict_paths_ray(
                 _cancel(ray, pending)
                 raise exc.as_instanceof_cause() from None
             except ray.exceptions.RayError as exc:  # the worker (or its node) died every time it was tried
-                record_failure(plan, index, _died(plan.files[index], exc, settings), log)
+                died = _died(plan.files[index], exc, settings)
+                record_failure(plan, index, died, out_dir, before[index], log)
             else:
                 if result.fatal:
                     _cancel(ray, pending)
@@ -275,13 +318,13 @@ def predict_paths_ray(
                     _settle_cancelled(ray, pending, plan, out_dir, before, log)
                     raise output_stop(plan, index, result.error, out_dir, before[index]) from result.error
                 if result.error is not None:
-                    record_failure(plan, index, result.error, log)
+                    record_failure(plan, index, result.error, out_dir, before[index], log)
                 else:
                     record_result(plan, index, result.summary or {}, log)
             done += 1
             progress.on_done(done, plan.names[index])
     progress.on_finish()
-    return end_cohort(plan, out_dir)
+    return end_cohort(plan, out_dir, log)
 
 
 def _died(path: Path, exc: BaseException, settings: RaySettings) -> DataError:
@@ -325,6 +368,8 @@ def _settle_cancelled(
             record_result(plan, pending[ref], result.summary, log)
             finished.add(pending[ref])
         elif result.error is not None and not result.fatal and not is_output_problem(result.error, out_dir):
-            record_failure(plan, pending[ref], result.error, log)  # an unreadable slide, as always
+            index = pending[ref]
+            record_failure(plan, index, result.error, out_dir, before[index], log)  # an unreadable slide
+            finished.add(pending[ref])  # its outputs are gone already
     for index in sorted(set(pending.values()) - finished):
         remove_unfinished_outputs(out_dir, plan.names[index], before[index])

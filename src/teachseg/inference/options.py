@@ -46,6 +46,10 @@ class ModelInfo:
     precision: str = "fp32"
     tta: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: str | None = None  # of model.safetensors (None: a predictor built in code)
+    onnx_sha256: str | None = None  # of the ONNX file given or found in the folder (not one exported here)
+    mean: list[float] | None = None  # the normalisation the weights expect
+    std: list[float] | None = None
 
 
 @dataclass(frozen=True)

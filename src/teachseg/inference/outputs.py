@@ -66,22 +66,46 @@ def output_names(inputs: list[Path]) -> list[str]:
     return names
 
 
-def is_complete(out_dir: Path, name: str) -> bool:
-    """True when ``NAME_summary.json`` (written last) reads and every output it lists is present.
+def is_complete(out_dir: Path, name: str, identity: str | None = None) -> bool:
+    """True when ``NAME_summary.json`` (written last) reads and every output it lists is present, with the
+    size it had when written (summaries that record sizes).
 
+    ``identity``: the set must also have been made by the prediction of this identity
+    (:mod:`teachseg.inference.identity`); a summary that records none is then not complete.
     A damaged summary means the input is predicted again; one from a newer teachseg is refused
     (:class:`~teachseg.runfiles.NewerSchemaError`) rather than overwritten.
     """
+    summary = read_summary(out_dir, name)
+    if summary is None or (identity is not None and summary.identity != identity):
+        return False
+    sizes = summary.output_bytes or {}
+    for key, file in summary.outputs.items():
+        path = out_dir / file
+        if not path.is_file() or (key in sizes and path.stat().st_size != sizes[key]):
+            return False
+    return True
+
+
+def read_summary(out_dir: Path, name: str) -> PredictSummary | None:
+    """``NAME_summary.json``, or None when it is missing or damaged.
+
+    Raises:
+        NewerSchemaError: it was written by a newer teachseg.
+    """
     path = out_dir / f"{name}_summary.json"
     if not path.is_file():
-        return False
+        return None
     try:
-        summary = PredictSummary.read(path)
+        return PredictSummary.read(path)
     except NewerSchemaError:
         raise
     except RunFileError:
-        return False
-    return all((out_dir / f).is_file() for f in summary.outputs.values())
+        return None
+
+
+def output_sizes(out_dir: Path, outputs: dict[str, str]) -> dict[str, int]:
+    """The size in bytes of each output (``key -> file name`` in ``out_dir``), as the summary records them."""
+    return {key: (out_dir / file).stat().st_size for key, file in outputs.items()}
 
 
 def remove_stale_work(out_dir: Path, name: str) -> list[Path]:
@@ -122,14 +146,22 @@ def output_stamps(out_dir: Path, name: str) -> dict[str, tuple[int, int]]:
 
 
 def remove_unfinished_outputs(out_dir: Path, name: str, before: dict[str, tuple[int, int]]) -> list[Path]:
-    """After the prediction of ``name`` failed part-way: when it replaced some outputs (``before``: their
-    :func:`output_stamps`), the set is a mix of old and new files, so all of them go (the summary first, so a
-    rerun never takes the mix for a finished input). An earlier prediction left untouched is kept.
-    Returns what was removed."""
-    removed = remove_stale_work(out_dir, name)
+    """After the prediction of ``name`` failed or was cancelled part-way: when it replaced some outputs
+    (``before``: their :func:`output_stamps`), the set is a mix of old and new files, so all of them go (the
+    summary first, so a rerun never takes the mix for a finished input). An earlier prediction left
+    untouched is kept. Returns what was removed."""
     if output_stamps(out_dir, name) == before:
-        return removed
-    return _remove_all([p for p in output_files(out_dir, name) if p.is_file()]) + removed
+        return remove_stale_work(out_dir, name)
+    return discard_outputs(out_dir, name)
+
+
+def discard_outputs(out_dir: Path, name: str) -> list[Path]:
+    """Remove every output of ``name`` in ``out_dir`` (the summary first, so that no moment leaves a set
+    that looks complete), its hidden work folder and temporary files: what an input that failed leaves.
+    Returns what was removed."""
+    return _remove_all([p for p in output_files(out_dir, name) if p.is_file()]) + remove_stale_work(
+        out_dir, name
+    )
 
 
 def remove_stale_exports(out_dir: Path) -> list[Path]:

@@ -111,6 +111,7 @@ def predict_slide(
             overlay_done = pool.submit(
                 writers.write_overlay, out_dir / files["overlay"], thumb, small >= ro.threshold_u8
             )
+            tissue_count, tumour_in_tissue = tissue_accounting(raster, tissue, ro.threshold_u8)
             vec, vec_ds = writers.threshold_level(pyramid, ro.vector_max_side, ro.threshold_u8)
             scale = vec_ds * lv.downsample  # level-0 pixels per vector-raster pixel
             min_area = ro.min_area_um2 / reader.mpp**2 if reader.mpp else ro.min_area_px
@@ -129,7 +130,10 @@ def predict_slide(
 
     px_area0 = lv.downsample**2
     tumour_px = blender.positive_pixels * px_area0
-    tissue_px = float(tissue.sum()) * thumb_ds**2
+    # the fraction counts tumour and tissue on the same pixels (every predicted tile's tumour is not all in
+    # the tissue: tiles are chosen with a dilated mask, and a tile reaches past the tissue's edge)
+    tissue_px = round(tissue_count * px_area0, 2)
+    tumour_in_tissue_px = round(tumour_in_tissue * px_area0, 2)
     summary = summary_head(reader, "slide", model)
     mm2 = (reader.mpp**2 / 1e6) if reader.mpp else None
     summary.update(
@@ -154,9 +158,11 @@ def predict_slide(
         tiles_predicted=len(tiles),
         tumour_area_px=tumour_px,
         tissue_area_px=tissue_px,
+        tumour_in_tissue_area_px=tumour_in_tissue_px,
         tumour_area_mm2=None if mm2 is None else round(tumour_px * mm2, 6),
         tissue_area_mm2=None if mm2 is None else round(tissue_px * mm2, 6),
-        tumour_fraction_of_tissue=round(tumour_px / tissue_px, 6) if tissue_px else 0.0,
+        tumour_in_tissue_area_mm2=None if mm2 is None else round(tumour_in_tissue_px * mm2, 6),
+        tumour_fraction_of_tissue=round(tumour_in_tissue_px / tissue_px, 6) if tissue_px else 0.0,
         polygons=len(vector.polygons),
         **_polygon_accounting(vector, tumour_px, scale, min_area, mm2),
         outputs=files,
@@ -167,6 +173,30 @@ def predict_slide(
     if summary["no_tissue"]:
         summary["note"] = "no tissue detected: nothing was predicted and the GeoJSON is empty"
     return PredictSummary(**summary)
+
+
+def tissue_accounting(raster: RawRaster, tissue: np.ndarray, thr_u8: int, band: int = 256) -> tuple[int, int]:
+    """(tissue pixels, tumour pixels inside the tissue) of the predicted ``raster``, counted on its pixels.
+
+    ``tissue`` (a thumbnail-sized mask spanning the same slide) is laid over the raster by pixel centre; a
+    raster pixel is tumour when its stored probability is at least ``thr_u8``. Both counts are of the same
+    pixels, so the second never exceeds the first.
+    """
+    th, tw = tissue.shape
+    ty = np.minimum(((np.arange(raster.height) + 0.5) * (th / raster.height)).astype(np.int64), th - 1)
+    tx = np.minimum(((np.arange(raster.width) + 0.5) * (tw / raster.width)).astype(np.int64), tw - 1)
+    # raster columns come in runs over one thumbnail column (tx never decreases): count per run
+    starts = np.flatnonzero(np.r_[True, tx[1:] != tx[:-1]])
+    run_tissue = tissue[:, tx[starts]]  # (th, runs)
+    run_width = np.diff(np.r_[starts, raster.width])
+    tissue_count = tumour_count = 0
+    for y in range(0, raster.height, band):
+        rows = raster.read_rows(y, y + band)
+        inside = run_tissue[ty[y : y + rows.shape[0]]]  # (band, runs)
+        tissue_count += int((inside * run_width).sum())
+        tumour = np.add.reduceat(rows >= thr_u8, starts, axis=1, dtype=np.int64)
+        tumour_count += int(tumour[inside].sum())
+    return tissue_count, tumour_count
 
 
 def _polygon_accounting(

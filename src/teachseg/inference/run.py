@@ -19,11 +19,13 @@ from typing import Any
 
 from teachseg.errors import DataError, OutputError
 from teachseg.inference.cohort import CohortTables, expand_lists, failure_from
+from teachseg.inference.identity import check_resumable, prediction_fields, prediction_hash, record_identity
 from teachseg.inference.options import ModelInfo, PredictOptions, ResolvedOptions, resolve_options
 from teachseg.inference.outputs import (
     discover_inputs,
     is_complete,
     output_names,
+    output_sizes,
     output_stamps,
     remove_stale_work,
     remove_unfinished_outputs,
@@ -55,8 +57,14 @@ def predict_input(
     progress: PredictProgress | None = None,
 ) -> dict[str, Any]:
     """Predict one slide or image and write its outputs (the summary last); returns the summary's data
-    (as written to ``NAME_summary.json``, a :class:`~teachseg.runfiles.PredictSummary`)."""
+    (as written to ``NAME_summary.json``, a :class:`~teachseg.runfiles.PredictSummary`).
+
+    The summary records the identity of this prediction (:mod:`.identity`) and the size of each output, so
+    that an earlier summary left beside outputs this prediction replaced (a killed run) is not taken for
+    theirs.
+    """
     progress = progress or NoProgress()
+    fields = prediction_fields(model, ro)
     start = time.perf_counter()
     with open_slide(path) as reader:
         if ro.slide_mpp is not None:
@@ -71,6 +79,9 @@ def predict_input(
                 raise disk_full_error(out_dir, f"predicting {name} into this folder") from exc
             raise
     summary.seconds = round(time.perf_counter() - start, 3)
+    summary.identity = prediction_hash(fields)
+    summary.prediction = fields
+    summary.output_bytes = output_sizes(out_dir, summary.outputs)
     summary.write(out_dir / f"{name}_summary.json")
     return summary.to_data()
 
@@ -92,18 +103,25 @@ def load_predictor(
     """
     from teachseg.inference.backends import build_predictor, check_backend
     from teachseg.models import load_model_folder
+    from teachseg.training.identity import file_sha256
 
     backend = check_backend(backend)
     model, meta = load_model_folder(model_dir)
+    weights_sha256 = file_sha256(model_dir / "model.safetensors")
+    onnx_sha256 = None
     if backend == "onnx":
         if onnx_path is None:
             onnx_path = model_dir / "model.onnx"
-            if not onnx_path.is_file():
+            if onnx_path.is_file():
+                onnx_sha256 = file_sha256(onnx_path)
+            else:
                 from teachseg.inference.export import export_onnx
 
                 onnx_path = export_onnx(
                     model, (workdir or Path(tempfile.mkdtemp())) / "model.onnx", meta.in_channels
                 )
+        else:
+            onnx_sha256 = file_sha256(onnx_path)
         predictor = Predictor(None, meta.mean, meta.std, tta=tta, onnx_path=onnx_path)
     else:
         predictor = build_predictor(
@@ -127,6 +145,10 @@ def load_predictor(
         precision=predictor.precision,
         tta=tta,
         extra={"summary": meta.summary} if meta.summary else {},
+        weights_sha256=weights_sha256,
+        onnx_sha256=onnx_sha256,
+        mean=list(meta.mean),
+        std=list(meta.std),
     )
     return predictor, info
 
@@ -142,6 +164,7 @@ class CohortPlan:
     ro: ResolvedOptions
     total: int  # inputs, listed paths that do not exist included
     summaries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    identity: str = ""  # of this run's prediction (:mod:`.identity`), set by :func:`claim_folder`
 
     @property
     def is_cohort(self) -> bool:
@@ -180,9 +203,26 @@ def plan_cohort(
     return CohortPlan(files, output_names(files), tables, ro, total)
 
 
+def claim_folder(plan: CohortPlan, model: ModelInfo, out_dir: Path) -> None:
+    """Before the first input is predicted: with ``--resume``, refuse a folder whose predictions were made
+    with another model or settings (:func:`~teachseg.inference.identity.check_resumable`); then record this
+    run's identity in it (``predict_identity.json``).
+
+    ``model`` is what the predictor runs (a cluster's workers may resolve another engine than the driver).
+
+    Raises:
+        ConfigError: ``--resume`` on a folder of another identity, naming the keys that differ.
+    """
+    fields = prediction_fields(model, plan.ro)
+    if plan.ro.resume:
+        check_resumable(out_dir, plan.names, fields)
+    record_identity(out_dir, fields)
+    plan.identity = prediction_hash(fields)
+
+
 def reuse_finished(plan: CohortPlan, out_dir: Path, index: int, log: Callable[[str], None] | None) -> bool:
-    """With ``--resume``: remove what a killed run left for input ``index``; when its outputs are complete,
-    keep its row (from its summary) and return True (it is not predicted again)."""
+    """With ``--resume``: remove what a killed run left for input ``index``; when its outputs are complete
+    and of this run's identity, keep its row (from its summary) and return True (not predicted again)."""
     name = plan.names[index]
     if not plan.ro.resume:
         return False
@@ -190,13 +230,15 @@ def reuse_finished(plan: CohortPlan, out_dir: Path, index: int, log: Callable[[s
     for stale in remove_stale_work(out_dir, name):
         if log:
             log(f"{name}: removed {stale.name} left by an interrupted run (--resume)")
-    if not is_complete(out_dir, name):
+    if not is_complete(out_dir, name, plan.identity):
+        if log and is_complete(out_dir, name):  # left by the run this folder's identity replaced
+            log(f"{name}: made with another model or settings, predicted again (--resume)")
         return False
     if log:
         log(f"{name}: complete, skipped (--resume)")
     summary = PredictSummary.read(out_dir / f"{name}_summary.json").to_data()
     plan.summaries[index] = summary
-    plan.tables.add(name, summary, index=index)
+    plan.tables.add(name, summary, index=index, slide=plan.files[index])
     return True
 
 
@@ -206,7 +248,7 @@ def record_result(
     """Record a predicted input: its summary, its ``cohort.csv`` row (in input order) and its log lines."""
     name = plan.names[index]
     plan.summaries[index] = summary
-    plan.tables.add(name, summary, index=index)
+    plan.tables.add(name, summary, index=index, slide=plan.files[index])
     if log:
         log(describe(name, summary))
         for warning in summary.get("warnings", []):
@@ -214,9 +256,20 @@ def record_result(
 
 
 def record_failure(
-    plan: CohortPlan, index: int, exc: BaseException, log: Callable[[str], None] | None
+    plan: CohortPlan,
+    index: int,
+    exc: BaseException,
+    out_dir: Path,
+    before: dict[str, tuple[int, int]],
+    log: Callable[[str], None] | None,
 ) -> None:
-    """Record an input that failed in ``failures.csv``; a lone input's error is raised instead."""
+    """Record an input that failed: remove what it left (``before``: its :func:`output_stamps` before it
+    started; a set it replaced in part mixes two predictions, so all of it goes, while an earlier prediction
+    it never touched stays) and give it its ``failures.csv`` row; a lone input's error is raised instead."""
+    with contextlib.suppress(
+        OSError
+    ):  # the summary goes first: a set it cannot finish removing is not complete
+        remove_unfinished_outputs(out_dir, plan.names[index], before)
     if not plan.is_cohort:
         raise exc
     # one unreadable slide should not cost the others: record it and go on
@@ -226,13 +279,21 @@ def record_failure(
         log(f"{plan.names[index]}: skipped: {failure.error}")
 
 
-def end_cohort(plan: CohortPlan, out_dir: Path) -> list[dict[str, Any]]:
+def end_cohort(
+    plan: CohortPlan, out_dir: Path, log: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
     """Finish the tables; the summaries in input order.
 
     Raises:
         DataError: when some inputs failed (naming ``failures.csv``).
     """
     plan.tables.finish()
+    earlier = plan.tables.earlier_failures
+    if earlier and log:
+        log(
+            f"failures.csv keeps {len(earlier)} row(s) of inputs that failed in an earlier run and were not "
+            "predicted since"
+        )
     if plan.tables.failures:
         failed = [Path(f.slide).name for f in plan.tables.failures]
         raise DataError(
@@ -255,7 +316,8 @@ def predict_paths(
 ) -> list[dict[str, Any]]:
     """Predict every input (a cohort: files, folders, text files listing paths) into ``out_dir``.
 
-    Complete inputs are skipped with ``opts.resume``. With more than one input, an input that fails is
+    With ``opts.resume``, complete inputs of this run's identity are skipped and a folder of another identity
+    is refused (:mod:`.identity`). With more than one input, an input that fails is
     recorded in ``out_dir/failures.csv`` and the others go on; ``out_dir/cohort.csv`` gets a row per finished
     input (see :mod:`teachseg.inference.cohort`). ``progress`` hears of each input and its tiles.
     :func:`teachseg.inference.cluster.predict_paths_ray` does the same on a Ray cluster.
@@ -265,6 +327,7 @@ def predict_paths(
     """
     progress = progress or NoProgress()
     plan = plan_cohort(model, inputs, out_dir, opts, log)
+    claim_folder(plan, model, out_dir)
     inferer = make_inferer(predictor, plan.ro)
     progress.on_start(len(plan.files))
     for index, (path, name) in enumerate(zip(plan.files, plan.names, strict=True)):
@@ -278,11 +341,11 @@ def predict_paths(
             if is_output_problem(exc, out_dir):
                 # a full or read-only output disk fails every later slide too: stop, keeping the finished ones
                 raise output_stop(plan, index, exc, out_dir, before) from exc
-            record_failure(plan, index, exc, log)
+            record_failure(plan, index, exc, out_dir, before, log)
             continue
         record_result(plan, index, summary, log)
     progress.on_finish()
-    return end_cohort(plan, out_dir)
+    return end_cohort(plan, out_dir, log)
 
 
 def is_output_problem(exc: BaseException, out_dir: Path) -> bool:
@@ -308,7 +371,8 @@ def output_stop(
     The single-process loop and :func:`teachseg.inference.cluster.predict_paths_ray` both stop through it.
     """
     name = plan.names[index]
-    remove_unfinished_outputs(out_dir, name, before)
+    with contextlib.suppress(OSError):  # the disk may refuse even that; the summary went first
+        remove_unfinished_outputs(out_dir, name, before)
     tables = plan.tables if plan.is_cohort else None
     return _output_stopped(
         exc, plan.files[index], name, out_dir, tables, len(plan.summaries), len(plan.files), index

@@ -92,10 +92,15 @@ def config_fields(cfg: Config | dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sorted(_flatten(data).items()) if not _ignored(k)}
 
 
+def fields_hash(fields: dict[str, Any]) -> str:
+    """A canonical hash of identity fields (sorted keys, compact JSON), 16 hex digits."""
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def config_hash(cfg: Config | dict[str, Any]) -> str:
     """A canonical hash of :func:`config_fields` (sorted keys, JSON), 16 hex digits."""
-    blob = json.dumps(config_fields(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return fields_hash(config_fields(cfg))
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
