@@ -116,3 +116,15 @@ def test_one_bad_input_does_not_stop_the_others(tmp_path, predictor, slide_path)
     with pytest.raises(DataError, match="1 of 2 inputs could not be read"):
         predict_paths(pred, info, [src, slide_path], out, PredictOptions(level=1, **OPTS))
     assert is_complete(out, "synth") and not (out / "broken_summary.json").exists()
+
+
+def test_summary_records_the_input_as_an_absolute_path(tmp_path, predictor, slide_path, monkeypatch):
+    """`teachseg view` reads the slide back from the summary: a relative input must still lead to it from any
+    working folder."""
+    pred, info = predictor
+    monkeypatch.chdir(slide_path.parent)
+    (summary,) = predict_paths(
+        pred, info, [type(slide_path)(slide_path.name)], tmp_path, PredictOptions(**OPTS)
+    )
+    recorded = type(slide_path)(summary["input"])
+    assert recorded.is_absolute() and recorded == slide_path.resolve()

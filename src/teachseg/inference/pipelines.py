@@ -41,7 +41,7 @@ def summary_head(reader: SlideReader, kind: str, model: ModelInfo) -> dict[str, 
     """The summary fields every input has: what was read, its size and resolution, and the model."""
     w, h = reader.dimensions
     return {
-        "input": str(reader.path),
+        "input": str(Path(reader.path).resolve()),  # absolute: `teachseg view` finds it from any folder
         "kind": kind,
         "reader": reader.backend,
         "width": w,
