@@ -1,4 +1,18 @@
-"""A thin LightningModule: the model is passed in; loss, optimiser and metrics are all it knows."""
+"""A thin LightningModule: the model is passed in; loss, optimiser and metrics are all it knows.
+
+Two rules keep a loss weight of 0 meaning "this image does nothing" (the ``selftrain.pseudo_weight: 0``
+control relies on it):
+
+* an image whose loss weight is 0 (a pseudo-labelled image under ``pseudo_weight`` 0, or one whose pixel
+  weights are all 0) is taken out of the batch before the forward pass, so it adds no batch-norm statistics
+  and does not change the other images' normalisation;
+* a batch left with no such image takes no optimiser step: AdamW would still move every weight through its
+  momentum and weight decay on a zero gradient. Under DDP the step is skipped only when no rank has an image
+  to train on (the ranks step together); a rank without one contributes a zero gradient.
+
+Under DDP every rank also takes rank 0's buffers (batch-norm statistics) after each step, so the ranks
+validate, checkpoint and end with the network rank 0 exports.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +72,8 @@ class SegmentationModule(L.LightningModule):
         self.val_jaccard_mean = MeanMetric()
         #: One row per finished epoch: epoch, train_loss, val_loss, val_dice, val_jaccard.
         self.history: list[dict[str, float]] = []
+        #: Set before each training batch: no rank has an image with loss weight, so no optimiser step.
+        self.skip_optimizer_step = False
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
 
@@ -69,7 +85,44 @@ class SegmentationModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss_mean.reset()
 
+    def weighted_images(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Which images of a training batch carry loss weight, (B,) bool: not pseudo-labelled under
+        ``pseudo_weight`` 0, and with at least one pixel of non-zero weight."""
+        keep = batch["weight"].flatten(1).sum(1) > 0
+        is_pseudo = batch.get("is_pseudo")
+        if is_pseudo is not None and getattr(self.loss, "pseudo_weight", 1.0) == 0:
+            keep = keep & ~is_pseudo.to(device=keep.device, dtype=torch.bool).reshape(-1)
+        return keep
+
+    def batch_has_weight(self, batch: Any) -> bool:
+        """Whether this rank's training batch has an image to learn from."""
+        return bool(self.weighted_images(batch).any())
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # one decision for all ranks: DDP's ranks must take their optimiser steps together
+        has_weight = self.trainer.strategy.reduce_boolean_decision(self.batch_has_weight(batch), all=False)
+        self.skip_optimizer_step = not has_weight
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        if self.skip_optimizer_step:
+            if optimizer_closure is not None:
+                optimizer_closure()  # training_step and a zero backward (DDP's ranks all reduce gradients)
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+    def zero_loss(self) -> torch.Tensor:
+        """0, with a (zero) gradient for every trainable parameter and no forward pass: what a rank without an
+        image to learn from gives back, so that DDP's gradient reduction still meets every parameter."""
+        return torch.stack([p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad]).sum()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        keep = self.weighted_images(batch)
+        if not bool(keep.any()):
+            return self.zero_loss()
+        if not bool(keep.all()):
+            batch = {k: v[keep] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         logits = self(batch["image"])
         # is_pseudo lets the loss weigh the pseudo-labelled images as a whole (selftrain.pseudo_weight).
         loss = self.loss(logits, batch["target"], batch["weight"], batch.get("is_pseudo"))
@@ -77,6 +130,30 @@ class SegmentationModule(L.LightningModule):
         self.train_loss_mean.update(loss.detach(), weight=n)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.share_rank_zero_buffers()
+
+    def share_rank_zero_buffers(self) -> None:
+        """Under DDP, copy rank 0's buffers (batch-norm statistics, an EMA's) to every rank.
+
+        DDP keeps the parameters equal by averaging gradients, but each rank's forward passes update its own
+        batch-norm statistics from its own shard; DDP copies rank 0's over them only at the start of the next
+        forward. Without this the ranks would validate and end training with different statistics.
+        """
+        import torch.distributed as dist
+
+        if self._trainer is None or self.trainer.world_size <= 1 or not dist.is_initialized():
+            return
+        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+        for buf in self.buffers():
+            by_dtype.setdefault(buf.dtype, []).append(buf)
+        with torch.no_grad():
+            for bufs in by_dtype.values():  # one broadcast per dtype, not one per buffer
+                flat = torch.cat([b.reshape(-1) for b in bufs])
+                dist.broadcast(flat, src=0)
+                for b, part in zip(bufs, flat.split([b.numel() for b in bufs]), strict=True):
+                    b.copy_(part.view_as(b))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"]).float()
