@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 from teachseg.data.strong import apply_strong, cutmix, cutmix_boxes, strong_pipeline
+from tests.data.geometry import MOVES, blocks, corr, moved
 
 
 @pytest.mark.parametrize("modality", ["ultrasound", "he", "generic"])
@@ -26,54 +25,26 @@ def test_zero_strength_is_the_identity():
     assert torch.allclose(apply_strong(strong_pipeline("ultrasound", 0.0), image, 1), image)
 
 
-def _blocks(size: int = 48, block: int = 6, seed: int = 0) -> torch.Tensor:
-    """A grey (3, size, size) image of random flat blocks in [0.25, 0.75]: sharp, non-periodic edges."""
-    g = torch.Generator().manual_seed(seed)
-    cells = 0.25 + 0.5 * torch.rand(1, 1, size // block, size // block, generator=g)
-    return torch.nn.functional.interpolate(cells, scale_factor=block, mode="nearest")[0].expand(3, -1, -1)
-
-
-def _moved(image: torch.Tensor, dy: float, dx: float, degrees: float) -> torch.Tensor:
-    """``image`` (H, W) rotated by ``degrees`` about its centre, then shifted by (dy, dx) pixels."""
-    h, w = image.shape
-    a = math.radians(degrees)
-    theta = torch.tensor(
-        [[math.cos(a), -math.sin(a) * h / w, -2 * dx / w], [math.sin(a) * w / h, math.cos(a), -2 * dy / h]]
-    )
-    grid = torch.nn.functional.affine_grid(theta[None], [1, 1, h, w], align_corners=False)
-    return torch.nn.functional.grid_sample(image[None, None], grid, align_corners=False)[0, 0]
-
-
-def _corr(a: torch.Tensor, b: torch.Tensor, margin: int = 8) -> float:
-    a, b = a[margin:-margin, margin:-margin].flatten(), b[margin:-margin, margin:-margin].flatten()
-    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
-
-
-#: Moves a strong view must not make: every shift of 1 to 3 pixels, and rotations of 5 and 10 degrees.
-MOVES = [(dy, dx, 0.0) for dy in range(-3, 4) for dx in range(-3, 4) if (dy, dx) != (0, 0)]
-MOVES += [(0, 0, d) for d in (-10.0, -5.0, 5.0, 10.0)]
-
-
 @pytest.mark.parametrize("modality", ["ultrasound", "he", "generic"])
 def test_strong_view_keeps_geometry(modality):
     """Every pixel stays where it was: the strong view matches the image in place better than the image moved
     by any shift of 1-3 pixels or rotated by 5-10 degrees (colour, gamma, noise and a symmetric blur change
     values, not positions)."""
-    image = _blocks()
+    image = blocks()
     pipe = strong_pipeline(modality)
     for seed in range(16):
         out = apply_strong(pipe, image, seed).mean(0)
-        in_place = _corr(out, image[0])
-        best_move = max(MOVES, key=lambda m: _corr(out, _moved(image[0], *m)))
-        assert in_place > _corr(out, _moved(image[0], *best_move)), (seed, best_move)
+        in_place = corr(out, image[0])
+        best_move = max(MOVES, key=lambda m: corr(out, moved(image[0], *m)))
+        assert in_place > corr(out, moved(image[0], *best_move)), (seed, best_move)
 
 
 def test_the_geometry_check_sees_a_small_move():
     """The check above can fail: a 2-pixel shift or a 7-degree rotation of the image is caught."""
-    image = _blocks()[0]
+    image = blocks()[0]
     for move in [(2.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, 7.0)]:
-        out = _moved(image, *move)
-        assert _corr(out, image) < max(_corr(out, _moved(image, *m)) for m in MOVES), move
+        out = moved(image, *move)
+        assert corr(out, image) < max(corr(out, moved(image, *m)) for m in MOVES), move
 
 
 def test_cutmix_moves_targets_with_images():

@@ -286,17 +286,34 @@ def test_the_teacher_sees_the_weak_view_and_the_student_the_strong_ones(monkeypa
     view from the weak one. Swapping the views, or the teacher, changes the list."""
     from types import SimpleNamespace
 
+    net = _Passes()
+    with torch.no_grad():
+        # logit = 1.5 x the tag: the teacher's weak-view p = 0.82 passes FixMatch's 0.8, the views disagree
+        net.segmentation_head.weight.fill_(0.5)
+        net.segmentation_head.bias.zero_()
     module = OnlineSemiModule(
-        _Passes(), BCEDiceLoss(), method=method, confidence=0.9, cutmix_p=1.0, channels_last=False, **options
+        net,
+        BCEDiceLoss(),
+        method=method,
+        confidence=0.8,
+        cutmix_p=1.0,
+        rampup_epochs=0,
+        channels_last=False,
+        **options,
     )
     if module.ema is not None:
         module.ema.module.name = "ema"
     module._trainer = SimpleNamespace(num_training_batches=1, global_step=0, global_rank=0)  # type: ignore[assignment]
     monkeypatch.setattr(module, "log", lambda *a, **k: None)
     _Passes.log.clear()
-    loss = module.training_step(_tagged_batch(options.get("two_strong", False)), 0)
-    assert loss.requires_grad
+    batch = _tagged_batch(options.get("two_strong", False))
+    loss = module.training_step(batch, 0)
     assert _Passes.log == [("model", "net", 4, True), *want]
+    # and the unlabelled term is in the loss that is returned (full weight: no ramp-up)
+    lab = batch["labelled"]
+    sup = module.loss(net(lab["image"]), lab["target"], lab["weight"])
+    unsup = float(module.unl_loss_mean.compute())
+    assert unsup > 0.01 and float(loss) == pytest.approx(float(sup) + unsup, rel=1e-5)
 
 
 def test_validation_and_export_use_the_ema_when_it_is_evaluated(tmp_path):
