@@ -97,8 +97,9 @@ def test_online_method_ddp_two_cpu_processes(
     assert int(ckpt["state_dict"]["ema.n_averaged"]) == 2
 
     # the two ranks end with the same network, the EMA included: every parameter and every buffer (batch-norm
-    # statistics, which each rank's forward passes update from its own shard; rank 0's are shared after every
-    # step, so every rank validates and ends with what rank 0 exports)
+    # statistics, which each rank's forward passes update from its own shard; DDP copies rank 0's to every rank
+    # at the start of each forward, validation's included, so every rank validates and ends with what rank 0
+    # exports)
     ranks = [torch.load(probe / f"state_rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
     net = smp.create_model("linknet", "resnet18", encoder_weights=None)

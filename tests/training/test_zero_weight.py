@@ -148,6 +148,10 @@ class _PerRank(L.LightningDataModule):
     def train_dataloader(self) -> _Stream:
         return _Stream(self.per_rank[self.trainer.global_rank])
 
+    def val_dataloader(self) -> _Stream:
+        masks = [torch.zeros(8, 8, dtype=torch.uint8), torch.ones(8, 8, dtype=torch.uint8)]
+        return _Stream([{"image": torch.randn(2, 3, 8, 8), "mask": masks, "index": [0, 1]}])
+
 
 class _SaveEachRank(L.Callback):
     def __init__(self, folder: str):
@@ -163,7 +167,8 @@ class _SaveEachRank(L.Callback):
 def test_under_ddp_a_step_is_skipped_only_when_no_rank_has_weight(tmp_path):
     """Two CPU processes: at the first step only rank 0 has a labelled image (rank 1 gives a zero gradient and
     forwards nothing), at the second neither has (no step on either), at the third both have. The ranks end
-    with the same weights and batch-norm statistics, after two AdamW steps."""
+    with the same weights after two AdamW steps, and, once validation's forward pass has copied rank 0's
+    buffers everywhere, the same batch-norm statistics."""
     per_rank = [_batches([[L_, P_], [P_, P_], [L_, L_]]), _batches([[P_, P_], [P_, P_], [P_, L_]])]
     module = SegmentationModule(
         _net(), BCEDiceLoss(pseudo_weight=0.0), lr=0.05, epochs=1, channels_last=False
@@ -177,7 +182,6 @@ def test_under_ddp_a_step_is_skipped_only_when_no_rank_has_weight(tmp_path):
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
         callbacks=[_SaveEachRank(str(tmp_path))],
@@ -193,5 +197,5 @@ def test_under_ddp_a_step_is_skipped_only_when_no_rank_has_weight(tmp_path):
     for key in state0:
         assert torch.equal(state0[key], state1[key]), key
     assert not torch.equal(state0["model.0.weight"], before["0.weight"])
-    # batch norm counted the two forwards each rank made (rank 0's statistics, shared after every step)
+    # rank 0's statistics: batch norm counted the two training forwards rank 0 made (rank 1 made one)
     assert int(state0["model.1.num_batches_tracked"]) == 2

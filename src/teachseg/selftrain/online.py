@@ -194,9 +194,6 @@ class OnlineSemiModule(SegmentationModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None and not self.skip_optimizer_step:
             self.ema.update_parameters(self.model)
-        super().on_train_batch_end(
-            outputs, batch, batch_idx
-        )  # then rank 0's buffers, the EMA's too, everywhere
 
     def on_validation_epoch_end(self) -> None:
         sanity = self.trainer.sanity_checking

@@ -6,12 +6,13 @@ control relies on it):
 * an image whose loss weight is 0 (a pseudo-labelled image under ``pseudo_weight`` 0, or one whose pixel
   weights are all 0) is taken out of the batch before the forward pass, so it adds no batch-norm statistics
   and does not change the other images' normalisation;
-* a batch left with no such image takes no optimiser step: AdamW would still move every weight through its
+* a batch left with no image takes no optimiser step: AdamW would still move every weight through its
   momentum and weight decay on a zero gradient. Under DDP the step is skipped only when no rank has an image
   to train on (the ranks step together); a rank without one contributes a zero gradient.
 
-Under DDP every rank also takes rank 0's buffers (batch-norm statistics) after each step, so the ranks
-validate, checkpoint and end with the network rank 0 exports.
+Under DDP each rank's forward passes update its own batch-norm statistics, but DDP copies rank 0's buffers to
+every rank at the start of each forward pass, validation's included: the ranks validate, checkpoint and end
+with rank 0's statistics, the ones rank 0 exports.
 """
 
 from __future__ import annotations
@@ -130,30 +131,6 @@ class SegmentationModule(L.LightningModule):
         self.train_loss_mean.update(loss.detach(), weight=n)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.share_rank_zero_buffers()
-
-    def share_rank_zero_buffers(self) -> None:
-        """Under DDP, copy rank 0's buffers (batch-norm statistics, an EMA's) to every rank.
-
-        DDP keeps the parameters equal by averaging gradients, but each rank's forward passes update its own
-        batch-norm statistics from its own shard; DDP copies rank 0's over them only at the start of the next
-        forward. Without this the ranks would validate and end training with different statistics.
-        """
-        import torch.distributed as dist
-
-        if self._trainer is None or self.trainer.world_size <= 1 or not dist.is_initialized():
-            return
-        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
-        for buf in self.buffers():
-            by_dtype.setdefault(buf.dtype, []).append(buf)
-        with torch.no_grad():
-            for bufs in by_dtype.values():  # one broadcast per dtype, not one per buffer
-                flat = torch.cat([b.reshape(-1) for b in bufs])
-                dist.broadcast(flat, src=0)
-                for b, part in zip(bufs, flat.split([b.numel() for b in bufs]), strict=True):
-                    b.copy_(part.view_as(b))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"]).float()
