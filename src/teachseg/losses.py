@@ -99,8 +99,9 @@ class BCEDiceLoss(nn.Module):
         if is_pseudo is None:
             return self._term(logits, target, weight)
         is_pseudo = is_pseudo.to(device=logits.device, dtype=torch.bool).reshape(-1)
-        # Zero that stays in the graph: a batch of pseudo-labelled images only, with pseudo_weight 0, must give
-        # a loss with zero gradients (the optimiser step is then a no-op), not a constant that backward rejects.
+        # Zero that stays in the graph: a batch of pseudo-labelled images only, with pseudo_weight 0, gives a
+        # loss with zero gradients, not a constant that backward rejects. A zero gradient does not make an AdamW
+        # step a no-op (momentum, weight decay): SegmentationModule leaves such images out and skips the step.
         total = logits.sum() * 0.0
         real = ~is_pseudo
         if real.any():

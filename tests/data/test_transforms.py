@@ -93,6 +93,10 @@ def test_soft_targets_are_interpolated_and_strong_noise_changes_pixels() -> None
     tf = JointTransform(32, AugmentConfig())
     _, tgt, _ = tf(image, soft, torch.ones_like(soft), np.random.default_rng(1), hard=False)
     assert float(tgt.min()) >= 0.1 - 1e-6 and float(tgt.max()) <= 0.9 + 1e-6
+    # interpolated, not picked: the rectangle's edges take values between its two levels (nearest would not)
+    assert bool(((tgt > 0.12) & (tgt < 0.88)).any())
+    _, hard, _ = tf(image, soft, torch.ones_like(soft), np.random.default_rng(1), hard=True)
+    assert torch.isclose(hard, torch.tensor(0.1)).logical_or(torch.isclose(hard, torch.tensor(0.9))).all()
     plain = tf(image, mask, mask, np.random.default_rng(2))[0]
     strong = JointTransform(32, AugmentConfig(), strong=True)(image, mask, mask, np.random.default_rng(2))[0]
     assert plain.shape == strong.shape

@@ -17,6 +17,7 @@ from teachseg.inference.sliding import SlidingWindowInferer, gaussian_blender
 from teachseg.io import write_png
 from teachseg.wsi.readers import ArrayReader
 from teachseg.wsi.resolution import SOURCE_IGNORED, SOURCE_METADATA, SOURCE_MODEL_NONE, SOURCE_OPTION
+from teachseg.wsi.tiling import gaussian_weight
 
 from .conftest import pattern_image
 
@@ -39,6 +40,48 @@ def test_inferer_gives_back_the_red_channel(tmp_path):
     assert sum(done) == len(tiles) and max(done) <= 3
     assert np.abs(got - image[..., 0].astype(int)).max() <= 1
     assert blender.positive_pixels == int((got >= threshold_u8(0.5)).sum())
+
+
+def _tile_mean_red(images: np.ndarray) -> np.ndarray:
+    """Each tile's prediction is its mean red value everywhere: overlapping tiles disagree."""
+    mean = images[..., 0].astype(np.float32).mean(axis=(1, 2), keepdims=True) / np.float32(255.0)
+    return np.broadcast_to(mean, images.shape[:3]).astype(np.float32)
+
+
+def test_inferer_blends_disagreeing_tiles_by_their_gaussian_weights(tmp_path):
+    """Every tile gives its own constant; the merged map is, at each pixel, the Gaussian-weighted mean of the
+    constants of the tiles covering it (tile centres trusted more than borders), computed here on the whole
+    canvas from the tiles' positions. Equal weights, or a tile blended at another position, differ."""
+    h, w, tile = 150, 210, 64
+    image = pattern_image(h, w)
+    inferer = SlidingWindowInferer(
+        _tile_mean_red, gaussian_blender(0.5), tile=tile, overlap=0.5, batch_size=4
+    )
+    tiles = inferer.grid(h, w)
+    raster = RawRaster(tmp_path / "p.u8", h, w)
+    inferer(ArrayReader(image), 0, tiles, raster)
+    got = raster.read_rows(0, h).astype(np.float64)
+    raster.close()
+
+    padded = np.full((h + tile, w + tile), 255.0)  # the reader is white outside the image
+    padded[:h, :w] = image[..., 0]
+    weight = gaussian_weight(tile).astype(np.float64)
+    acc, wsum = np.zeros_like(padded), np.zeros_like(padded)
+    for t in tiles:
+        acc[t.y : t.y + tile, t.x : t.x + tile] += weight * padded[t.y : t.y + tile, t.x : t.x + tile].mean()
+        wsum[t.y : t.y + tile, t.x : t.x + tile] += weight
+    want = np.rint(acc[:h, :w] / wsum[:h, :w])
+    assert np.abs(got - want).max() <= 1
+    plain = np.rint(_equal_weight_blend(padded, tiles, tile)[:h, :w])
+    assert np.abs(plain - want).max() > 5  # equal weights would give another map: the test can tell
+
+
+def _equal_weight_blend(padded: np.ndarray, tiles, tile: int) -> np.ndarray:
+    acc, n = np.zeros_like(padded), np.zeros_like(padded)
+    for t in tiles:
+        acc[t.y : t.y + tile, t.x : t.x + tile] += padded[t.y : t.y + tile, t.x : t.x + tile].mean()
+        n[t.y : t.y + tile, t.x : t.x + tile] += 1
+    return acc / np.maximum(n, 1)
 
 
 def test_options_resolve_once_from_the_model():

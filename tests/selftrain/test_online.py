@@ -224,3 +224,157 @@ def test_unlabelled_weight_zero_is_a_supervised_run_of_the_same_steps(synth_data
         assert row["unl_loss"] != row["unl_loss"]  # NaN: no unlabelled loss was computed
     assert steps == [6, 6]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+class _Passes(torch.nn.Module):
+    """A network that logs every input it sees: which network (``name``: ``model`` or ``ema``), which path
+    (the whole network, or the encoder of the feature-dropout view), the input's tag (each view of a batch is
+    a constant image: labelled 4, weak 1, strong 2, second strong 3) and whether gradients were on."""
+
+    log: list[tuple[str, str, int, bool]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "model"
+        self.segmentation_head = torch.nn.Conv2d(3, 1, 1)
+
+    def _see(self, path: str, x: torch.Tensor) -> None:
+        self.log.append((self.name, path, round(float(x.mean())), torch.is_grad_enabled()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._see("net", x)
+        return self.segmentation_head(x)
+
+    def encoder(self, x: torch.Tensor) -> list[torch.Tensor]:
+        self._see("encoder", x)
+        return [x]
+
+    def decoder(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return features[-1]
+
+
+def _tagged_batch(two_strong: bool) -> dict[str, dict[str, torch.Tensor]]:
+    def const(v: float) -> torch.Tensor:
+        return torch.full((2, 3, 8, 8), v)
+
+    unl = {"weak": const(1.0), "strong": const(2.0)} | ({"strong2": const(3.0)} if two_strong else {})
+    target = torch.zeros(2, 1, 8, 8)
+    target[:, :, :4] = 1
+    return {
+        "labelled": {"image": const(4.0), "target": target, "weight": torch.ones(2, 1, 8, 8)},
+        "unlabelled": unl,
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "want"),
+    [
+        ("mean_teacher", {}, [("ema", "net", 1, False), ("model", "net", 2, True)]),
+        ("fixmatch", {"teacher": "model"}, [("model", "net", 1, False), ("model", "net", 2, True)]),
+        ("fixmatch", {"teacher": "ema"}, [("ema", "net", 1, False), ("model", "net", 2, True)]),
+        (
+            "fixmatch",
+            {"teacher": "ema", "two_strong": True, "feature_dropout": 0.5},
+            [("ema", "net", 1, False), ("model", "net", 2, True), ("model", "net", 3, True)]
+            + [("model", "encoder", 1, True)],
+        ),
+    ],
+)
+def test_the_teacher_sees_the_weak_view_and_the_student_the_strong_ones(monkeypatch, method, options, want):
+    """One training step's forward passes, in order: the labelled images (with gradient), the teacher on the
+    weak view (no gradient; the EMA when it teaches), the student on each strong view, the feature-dropout
+    view from the weak one. Swapping the views, or the teacher, changes the list."""
+    from types import SimpleNamespace
+
+    net = _Passes()
+    with torch.no_grad():
+        # logit = 1.5 x the tag: the teacher's weak-view p = 0.82 passes FixMatch's 0.8, the views disagree
+        net.segmentation_head.weight.fill_(0.5)
+        net.segmentation_head.bias.zero_()
+    module = OnlineSemiModule(
+        net,
+        BCEDiceLoss(),
+        method=method,
+        confidence=0.8,
+        cutmix_p=1.0,
+        rampup_epochs=0,
+        channels_last=False,
+        **options,
+    )
+    if module.ema is not None:
+        module.ema.module.name = "ema"
+    module._trainer = SimpleNamespace(num_training_batches=1, global_step=0, global_rank=0)  # type: ignore[assignment]
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    _Passes.log.clear()
+    batch = _tagged_batch(options.get("two_strong", False))
+    loss = module.training_step(batch, 0)
+    assert _Passes.log == [("model", "net", 4, True), *want]
+    # and the unlabelled term is in the loss that is returned (full weight: no ramp-up)
+    lab = batch["labelled"]
+    sup = module.loss(net(lab["image"]), lab["target"], lab["weight"])
+    unsup = float(module.unl_loss_mean.compute())
+    assert unsup > 0.01 and float(loss) == pytest.approx(float(sup) + unsup, rel=1e-5)
+
+
+def test_validation_and_export_use_the_ema_when_it_is_evaluated(tmp_path):
+    """With evaluate: ema the validation Dice is the EMA's: here the EMA predicts everything and the trained
+    network nothing, on masks that are half foreground."""
+    from teachseg.training.steps import exported_network
+
+    net = _Passes()
+    module = OnlineSemiModule(net, BCEDiceLoss(), method="mean_teacher", evaluate="ema", channels_last=False)
+    assert module.ema is not None and exported_network(module) is module.ema.module
+    with torch.no_grad():
+        net.segmentation_head.bias.fill_(-30.0)  # the trained network: nothing
+        module.ema.module.segmentation_head.bias.fill_(30.0)  # the EMA: everything
+    masks = [torch.zeros(16, 16, dtype=torch.uint8) for _ in range(2)]
+    for m in masks:
+        m[:8] = 1  # Dice of "everything" = 2 * 128 / (128 + 256) = 2/3; of "nothing" = 0
+    batch = {"image": torch.zeros(2, 3, 8, 8), "mask": masks, "index": [0, 1]}
+    loader = torch.utils.data.DataLoader([batch], batch_size=None, collate_fn=lambda b: b)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.validate(module, dataloaders=loader, verbose=False)
+    assert module.history[-1]["val_dice"] == pytest.approx(2 / 3, abs=1e-6)
+    module.evaluate = "model"  # the same step validating the trained network scores 0: the test can tell
+    trainer.validate(module, dataloaders=loader, verbose=False)
+    assert module.history[-1]["val_dice"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_unlabelled_weight_zero_equals_a_supervised_run_on_the_labelled_stream(synth_data, tmp_path):
+    """The control is exactly a SegmentationModule trained on the online loader's labelled batches, in the
+    same order (the unlabelled epoch's length): the same weights and batch-norm statistics, bit for bit."""
+    from teachseg.training.module import SegmentationModule
+
+    class LabelledStream(L.LightningDataModule):
+        def __init__(self, dm: OnlineDataModule):
+            super().__init__()
+            self.dm = dm
+
+        def train_dataloader(self):  # the online loader's labelled stream, built for this trainer
+            self.dm.trainer = self.trainer
+            return self.dm.train_dataloader().iterables["labelled"]
+
+        def val_dataloader(self):
+            return self.dm.val_dataloader()
+
+    states = []
+    for online in (True, False):
+        torch.manual_seed(0)
+        model = build_model("linknet", "resnet18", None)
+        kw = {"epochs": 2, "channels_last": False}
+        dm = _unlabelled_heavy(synth_data, "unlabelled")
+        if online:
+            module: SegmentationModule = OnlineSemiModule(
+                model, BCEDiceLoss(), method="fixmatch", unlabelled_weight=0.0, seed=3, **kw
+            )
+            trainer = _fit(module, dm, tmp_path)  # type: ignore[arg-type]
+        else:
+            module = SegmentationModule(model, BCEDiceLoss(), **kw)
+            trainer = _fit(module, LabelledStream(dm), tmp_path)  # type: ignore[arg-type]
+        assert trainer.global_step == 12  # 6 steps an epoch: the unlabelled images' pass
+        states.append(model.state_dict())
+    assert any(k.endswith("running_mean") for k in states[0])
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key

@@ -1,6 +1,6 @@
 """The online methods (mean_teacher, fixmatch) under two-process DDP on the CPU (gloo), through the console
-script: one run folder, one model, statistics recorded once, the EMA the same on both ranks, and the
-unlabelled stream sharded across them.
+script: one run folder, one model, statistics recorded once, the network and its EMA (parameters and
+batch-norm statistics) the same on both ranks, and the unlabelled stream sharded across them.
 
 A test-only ``sitecustomize`` (``ddp_probe/``, put on the children's PYTHONPATH) records what each rank did.
 """
@@ -96,12 +96,18 @@ def test_online_method_ddp_two_cpu_processes(
     assert ckpt["global_step"] == 2
     assert int(ckpt["state_dict"]["ema.n_averaged"]) == 2
 
-    # the two ranks end with the same weights, the EMA included (every rank updates it after every step)
+    # the two ranks end with the same network, the EMA included: every parameter and every buffer (batch-norm
+    # statistics, which each rank's forward passes update from its own shard; DDP copies rank 0's to every rank
+    # at the start of each forward, validation's included, so every rank validates and ends with what rank 0
+    # exports)
     ranks = [torch.load(probe / f"state_rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
     net = smp.create_model("linknet", "resnet18", encoder_weights=None)
-    names = [n for n, _ in net.named_parameters()]
-    for key in [f"model.{n}" for n in names] + [f"ema.module.{n}" for n in names]:
+    buffers = [n for n, _ in net.named_buffers()]
+    assert any(n.endswith("running_var") for n in buffers)
+    for prefix in ("model.", "ema.module."):
+        assert {f"{prefix}{n}" for n in net.state_dict()} <= ranks[0].keys(), prefix
+    for key in ranks[0]:
         assert torch.equal(ranks[0][key], ranks[1][key]), key
     # per-epoch statistics are all-reduced: the ranks saw different images, yet record the same values
     histories = [json.loads((probe / f"history_rank{r}.json").read_text()) for r in (0, 1)]

@@ -181,3 +181,22 @@ def test_a_changed_source_image_gets_a_new_label(tmp_path: Path) -> None:
     assert model.calls == 1
     assert manifest["images"][0]["sha256"] == sha256_file(recs[0].image)
     assert manifest["images"][0]["positive_share"] < 0.05
+
+
+def test_labels_keep_the_teachers_uncertainty(tmp_path: Path) -> None:
+    """Soft, not thresholded: where the teacher says p = 0.5 (red 124 gives a logit near 0) the label is near
+    128, with TTA and without; a hard 0/255 label there would lose what the confidence weights are made of."""
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[:, :20, 0] = 255
+    arr[:, 20:40, 0] = 124  # normalised red about 0: the teacher is unsure
+    Image.fromarray(arr).save(tmp_path / "mid.png")
+    rec = Record(id="unlabelled/mid.png", image=tmp_path / "mid.png")
+    meta = ModelMeta(arch="linknet", encoder="resnet18", image_size=32)
+    for tta in (False, True):
+        out = tmp_path / f"p{tta}"
+        manifest = generate_pseudo_labels(
+            RedChannel(), meta, [rec], out, generation=1, teacher="gen0", tta=tta
+        )
+        label = np.asarray(Image.open(out / manifest["images"][0]["file"])).astype(int)
+        assert label[:, :14].min() > 240 and label[:, 46:].max() < 15
+        assert 100 < label[:, 26:34].mean() < 156 and label[:, 26:34].min() > 100

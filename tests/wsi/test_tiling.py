@@ -34,6 +34,12 @@ def test_gaussian_weight():
     assert w.max() == pytest.approx(1.0, abs=1e-3) and w.min() >= 1e-3
     np.testing.assert_allclose(w, w.T)
     np.testing.assert_allclose(w, w[::-1, ::-1])
+    # trusted most at the centre, less and less towards every border (uniform weights would not blend seams)
+    # (the floor flattens the outermost pixels)
+    row = w[31]
+    assert np.all(np.diff(row[:32]) >= 0) and np.all(np.diff(row[32:]) <= 0)
+    assert np.all(np.diff(row[8:32]) > 0) and w[31, 31] == w.max()
+    assert w[0, 0] < 0.01 and row[0] < 0.01 * row[31] and row[16] < 0.5 * row[31]
 
 
 def test_tiles_touching_keeps_only_tissue_tiles():

@@ -41,7 +41,8 @@ class OnlineSemiModule(SegmentationModule):
         model, loss, **kwargs: as :class:`SegmentationModule`.
         method: ``mean_teacher`` or ``fixmatch``.
         unlabelled_weight: weight of the unlabelled loss once ramped up; 0 makes a supervised control of the
-            same steps (the unlabelled views are not predicted).
+            same steps: the unlabelled views never reach a network (no gradient, no batch-norm statistics), so
+            the run is a supervised run on the labelled stream's batches, step for step.
         rampup_epochs: epochs of the sigmoid ramp-up of that weight (0: full weight from the start).
         ema_decay: decay of the EMA teacher.
         confidence: FixMatch's confidence threshold, in (0.5, 1) (``threshold`` stays the metrics').
@@ -186,8 +187,12 @@ class OnlineSemiModule(SegmentationModule):
             unsup = (unsup * len(views) + fp) / (len(views) + 1)
         return unsup, mask.mean()
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # every step has labelled images, whose loss weight is never 0: always an optimiser step
+        self.skip_optimizer_step = False
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.ema is not None:
+        if self.ema is not None and not self.skip_optimizer_step:
             self.ema.update_parameters(self.model)
 
     def on_validation_epoch_end(self) -> None:

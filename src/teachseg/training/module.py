@@ -1,4 +1,19 @@
-"""A thin LightningModule: the model is passed in; loss, optimiser and metrics are all it knows."""
+"""A thin LightningModule: the model is passed in; loss, optimiser and metrics are all it knows.
+
+Two rules keep a loss weight of 0 meaning "this image does nothing" (the ``selftrain.pseudo_weight: 0``
+control relies on it):
+
+* an image whose loss weight is 0 (a pseudo-labelled image under ``pseudo_weight`` 0, or one whose pixel
+  weights are all 0) is taken out of the batch before the forward pass, so it adds no batch-norm statistics
+  and does not change the other images' normalisation;
+* a batch left with no image takes no optimiser step: AdamW would still move every weight through its
+  momentum and weight decay on a zero gradient. Under DDP the step is skipped only when no rank has an image
+  to train on (the ranks step together); a rank without one contributes a zero gradient.
+
+Under DDP each rank's forward passes update its own batch-norm statistics, but DDP copies rank 0's buffers to
+every rank at the start of each forward pass, validation's included: the ranks validate, checkpoint and end
+with rank 0's statistics, the ones rank 0 exports.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +73,8 @@ class SegmentationModule(L.LightningModule):
         self.val_jaccard_mean = MeanMetric()
         #: One row per finished epoch: epoch, train_loss, val_loss, val_dice, val_jaccard.
         self.history: list[dict[str, float]] = []
+        #: Set before each training batch: no rank has an image with loss weight, so no optimiser step.
+        self.skip_optimizer_step = False
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
 
@@ -69,7 +86,44 @@ class SegmentationModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss_mean.reset()
 
+    def weighted_images(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Which images of a training batch carry loss weight, (B,) bool: not pseudo-labelled under
+        ``pseudo_weight`` 0, and with at least one pixel of non-zero weight."""
+        keep = batch["weight"].flatten(1).sum(1) > 0
+        is_pseudo = batch.get("is_pseudo")
+        if is_pseudo is not None and getattr(self.loss, "pseudo_weight", 1.0) == 0:
+            keep = keep & ~is_pseudo.to(device=keep.device, dtype=torch.bool).reshape(-1)
+        return keep
+
+    def batch_has_weight(self, batch: Any) -> bool:
+        """Whether this rank's training batch has an image to learn from."""
+        return bool(self.weighted_images(batch).any())
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # one decision for all ranks: DDP's ranks must take their optimiser steps together
+        has_weight = self.trainer.strategy.reduce_boolean_decision(self.batch_has_weight(batch), all=False)
+        self.skip_optimizer_step = not has_weight
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        if self.skip_optimizer_step:
+            if optimizer_closure is not None:
+                optimizer_closure()  # training_step and a zero backward (DDP's ranks all reduce gradients)
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+    def zero_loss(self) -> torch.Tensor:
+        """0, with a (zero) gradient for every trainable parameter and no forward pass: what a rank without an
+        image to learn from gives back, so that DDP's gradient reduction still meets every parameter."""
+        return torch.stack([p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad]).sum()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        keep = self.weighted_images(batch)
+        if not bool(keep.any()):
+            return self.zero_loss()
+        if not bool(keep.all()):
+            batch = {k: v[keep] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         logits = self(batch["image"])
         # is_pseudo lets the loss weigh the pseudo-labelled images as a whole (selftrain.pseudo_weight).
         loss = self.loss(logits, batch["target"], batch["weight"], batch.get("is_pseudo"))

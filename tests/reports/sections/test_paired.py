@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,47 @@ def test_three_identical_seeds_give_the_n_and_interval_of_one(replicated: Path):
     assert int(all_row[1]) == len(set(test_ids))
 
 
-def test_report_shows_the_number_of_independent_images(replicated: Path):
-    html = (replicated / "report" / "report.html").read_text(encoding="utf-8")
+def _shift_test_images(run: Path, k: int) -> None:
+    """Give a copied seed other test images: its first ``k`` test images become ``k`` training images (ids
+    renamed in split.json and in every generation's test_per_image.csv, scores kept)."""
+    split = json.loads((run / "split.json").read_text())
+    renamed = dict(zip(split["test"][:k], split["train"][:k], strict=True))
+    split["train"] = split["train"][k:] + split["test"][:k]
+    split["test"] = [renamed.get(i, i) for i in split["test"]]
+    (run / "split.json").write_text(json.dumps(split))
+    for table in run.glob("gen*/test_per_image.csv"):
+        rows = _csv(table)
+        for row in rows[1:]:
+            if row[0] in renamed:
+                row[0] = renamed[row[0]]
+                row[1] = row[0].split("/")[0]
+        with table.open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows(rows)
+
+
+def _html_rows(html: str, table_id: str) -> list[list[str]]:
+    """The body rows of an HTML table, as the text of their cells."""
+    table = html[html.index(f'id="{table_id}"') :]
+    body = table[table.index("<tbody>") : table.index("</tbody>")]
+    return [
+        [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)
+    ]
+
+
+def test_report_shows_the_number_of_independent_images(tmp_path: Path):
+    """Three seeds of six test images each, the third with three other images: nine independent images, which
+    the report's table shows for the seeds together (not 18 image-seed pairs, nor one seed's 6)."""
+    exp = make_replicated_experiment(tmp_path / "exp", tmp_path / "data", seeds=(21, 42, 84))
+    _shift_test_images(exp / "linknet_seed84", 3)
+    build_report_with_warnings(exp)
+    html = (exp / "report" / "report.html").read_text(encoding="utf-8")
     assert "Images (n)" in html and "number of independent images" in html
-    assert "averaged over seeds" in html
+    rows = _html_rows(html, "table-paired_dice")
+    n = {row[0] + " " + row[1]: int(row[4]) for row in rows}
+    assert n == {"LinkNet 21": 6, "LinkNet 42": 6, "LinkNet 84": 6, "LinkNet (all seeds) 21, 42, 84": 9}
+    tests = [set(json.loads((exp / f"linknet_seed{s}" / "split.json").read_text())["test"]) for s in (21, 84)]
+    assert len(tests[0] | tests[1]) == 9
 
 
 def test_val_only_comparison_is_labelled_selection_biased(no_test_report: Path):

@@ -152,8 +152,9 @@ def still_rising(cells: dict[tuple[str, float], Cell]) -> str:
         + ". Raise train.epochs. A supervised baseline still rising understates what the labelled images alone "
         "reach and inflates every gain over it. teacher_student's Students, and the online methods with "
         "selftrain.online.epoch_over: unlabelled, also take more optimiser steps per epoch than supervised: "
-        "the same runs with selftrain.pseudo_weight: 0 or selftrain.online.unlabelled_weight: 0 keep those "
-        "steps without the unlabelled images' signal."
+        "the same runs with selftrain.online.unlabelled_weight: 0 keep those steps without the unlabelled "
+        "images' signal, and with selftrain.pseudo_weight: 0 the steps of every batch that holds a labelled "
+        "image (a batch of pseudo-labelled images alone takes none)."
     )
 
 
