@@ -128,10 +128,11 @@ def test_tiles_at_another_resolution_are_refused(tmp_path):
     from teachseg.models import ModelMeta, build_model, save_model_folder
 
     folder = make_dataset(tmp_path / "tiles", n_labelled=0, n_unlabelled=3)
-    (folder / "slide_tiles.json").write_text(json.dumps({"mpp": 1.0, "tiles": []}))
+    # 64 px tiles at 1 um/px reach a 64 px network at 1 um/px; the model saw 0.5 um/px
+    (folder / "slide_tiles.json").write_text(json.dumps({"mpp": 1.0, "size": 64, "tiles": []}))
     torch.manual_seed(0)
     model = save_model_folder(
         build_model("linknet", "resnet18"), tmp_path / "m", ModelMeta("linknet", "resnet18", 64, mpp=0.5)
     )
-    with pytest.raises(DataError, match="cut at 1 um/px and the model works at 0.5 um/px"):
+    with pytest.raises(DataError, match="reach the network at 1 um/px and the model works at 0.5 um/px"):
         suggest_images(open_source(model), [folder], 2, tmp_path / "out")

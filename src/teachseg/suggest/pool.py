@@ -146,9 +146,13 @@ def apply_hygiene(
             for i in out:
                 pool.groups[i] = min(out)
     pattern = re.compile(group_regex) if group_regex else None
-    keys = build_groups(everyone, pattern, slides_from_manifests(everyone))
+    grouping = build_groups(everyone, pattern, slides_from_manifests(everyone))
+    keys = grouping.keys
     held_keys = {keys[i] for i in held_out if i in keys}
-    in_group = sorted(i for i in cand - left if keys.get(i) in held_keys)
+    # an unlabelled image tied to several labelled groups keeps a key of its own: what it reaches counts too
+    in_group = sorted(
+        i for i in cand - left if keys.get(i) in held_keys or grouping.reaches.get(i, frozenset()) & held_keys
+    )
     pool.exclude(HELD_OUT_GROUP, in_group)
     gone = left | set(in_group) | set(bad)
     pool.candidates = [s for s in pool.candidates if s.id not in gone]

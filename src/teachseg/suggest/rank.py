@@ -177,19 +177,22 @@ def check_budget(budget: int, pool: Pool, what: str = "images") -> None:
 
 def check_tile_resolution(source: Source, members: Any, inputs: Sequence[Path]) -> None:
     """Refuse image folders of slide tiles cut at another resolution than the model works at."""
-    from teachseg.training.prepare import tiles_mpp
+    from teachseg.data.tile_scale import tiles_mpp
     from teachseg.wsi.resolution import MPP_TOLERANCE
 
     model_mpp = members.meta.mpp
+    if not model_mpp:
+        return
     folders = [Path(p) for p in inputs if Path(p).is_dir()]
     if source.run is not None and not inputs:
         folders = [source.run.discovery.root]
     for folder in folders:
-        mpp = tiles_mpp(folder)
-        if model_mpp and mpp and abs(mpp / model_mpp - 1) > MPP_TOLERANCE:
+        # the scale the network sees these tiles at once resized to its image_size (tile mpp x size / image_size)
+        mpp = tiles_mpp(folder, members.meta.image_size)
+        if mpp and abs(mpp / model_mpp - 1) > MPP_TOLERANCE:
             raise DataError(
-                f"these tiles were cut at {mpp:g} um/px and the model works at {model_mpp:g} um/px: the model "
-                "folder does not match the images",
+                f"these tiles reach the network at {mpp:g} um/px and the model works at {model_mpp:g} um/px: "
+                "the model folder does not match the images",
                 path=folder,
                 fix=f"cut the tiles again with teachseg data tile --mpp {model_mpp:g}, or give the matching model",
             )
