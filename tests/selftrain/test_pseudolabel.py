@@ -181,3 +181,28 @@ def test_a_changed_source_image_gets_a_new_label(tmp_path: Path) -> None:
     assert model.calls == 1
     assert manifest["images"][0]["sha256"] == sha256_file(recs[0].image)
     assert manifest["images"][0]["positive_share"] < 0.05
+
+
+def test_labels_are_a_phase_of_their_generation(tmp_path: Path) -> None:
+    from tests.training.test_progress import Recorder
+
+    recs = _images(tmp_path, n=3)
+    meta = ModelMeta(arch="linknet", encoder="resnet18", image_size=32)
+    rec = Recorder()
+    generate_pseudo_labels(
+        RedChannel(),
+        meta,
+        recs,
+        tmp_path / "p",
+        generation=2,
+        teacher="gen1",
+        tta=False,
+        batch_size=2,
+        progress=rec,
+    )
+    assert rec.events == [
+        ("start", "gen2 pseudo-labels", 3, "image", 0),
+        ("update", 2, "2/3 images"),
+        ("update", 3, "3/3 images"),
+        ("finish",),
+    ]

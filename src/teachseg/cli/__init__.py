@@ -3,7 +3,8 @@
 User errors (:class:`teachseg.errors.TeachsegError`) print as one line on stderr with a non-zero exit code;
 ``--debug`` anywhere on the command line shows the full traceback instead. ``--log-format
 auto|rich|plain|json`` anywhere on the command line (or ``TEACHSEG_LOG_FORMAT``) chooses how output looks:
-rich on a terminal, full unwrapped lines elsewhere (``auto``), or one JSON object per line.
+rich on a terminal, full unwrapped lines elsewhere (``auto``), or one JSON object per line. ``--verbose`` (or
+``--debug``) anywhere also shows Lightning's own log lines.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def run(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    verbose = debug or "--verbose" in args
+    args = [a for a in args if a not in ("--debug", "--verbose")]
     saved_env = os.environ.get("TEACHSEG_LOG_FORMAT")
+    saved_verbose = os.environ.get("TEACHSEG_VERBOSE")
     try:
         args, log_format = _pop_log_format(args)
         set_log_format(log_format or saved_env or "auto", console, out)
@@ -43,6 +46,8 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     if log_format:
         os.environ["TEACHSEG_LOG_FORMAT"] = log_format  # seen by progress bars and child processes
+    if verbose:  # seen by the Trainer (teachseg.training.fit) and child processes
+        os.environ["TEACHSEG_VERBOSE"] = "1"
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=args, prog_name="teachseg", standalone_mode=False)
@@ -80,10 +85,11 @@ def run(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
-        if saved_env is None:
-            os.environ.pop("TEACHSEG_LOG_FORMAT", None)
-        else:
-            os.environ["TEACHSEG_LOG_FORMAT"] = saved_env
+        for name, saved in (("TEACHSEG_LOG_FORMAT", saved_env), ("TEACHSEG_VERBOSE", saved_verbose)):
+            if saved is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = saved
     return rv if isinstance(rv, int) else 0
 
 

@@ -38,9 +38,17 @@ def _global_options(
             "elsewhere), rich, plain, or json (one JSON object per line). Also TEACHSEG_LOG_FORMAT.",
         ),
     ] = "auto",
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Also show Lightning's own lines (accelerator, model summary, why a fit stopped); anywhere "
+            "on the command line. --debug implies it and shows tracebacks.",
+        ),
+    ] = False,
 ) -> None:
     """Breast-cancer segmentation that learns from few annotations: train, self-train, predict, report."""
-    # teachseg.cli.run takes --log-format (and --debug) off the command line before Typer parses it.
+    # teachseg.cli.run takes --log-format, --verbose and --debug off the command line before Typer parses it.
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see configs/).", show_default=False)]
@@ -55,6 +63,13 @@ OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing run folder (earlier outputs are deleted).")
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+ProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Live progress bars on a terminal (--no-progress: whole lines only, as in a log file).",
+    ),
+]
 ModelDirArg = Annotated[
     Path,
     typer.Argument(help="Model folder written by teachseg (config.json, model.safetensors, teachseg.json)."),
