@@ -7,14 +7,42 @@ imports (torch, smp, Lightning) happen inside the command bodies.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from teachseg.cli._logs import LogConsole
 
+#: ``teachseg --help`` lists the commands in the order of the work; any command not named here comes after
+#: them, in the order it was registered.
+COMMAND_ORDER = (
+    "demo",
+    "data",
+    "train",
+    "selftrain",
+    "experiment",
+    "report",
+    "predict",
+    "view",
+    "export",
+    "evaluate",
+    "models",
+)
+
+
+class WorkOrderGroup(TyperGroup):
+    """Lists the commands in :data:`COMMAND_ORDER` rather than the order their modules were imported."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))  # stable: the others keep their order
+
+
 app = typer.Typer(
     name="teachseg",
+    cls=WorkOrderGroup,
     help="Breast-cancer segmentation that learns from few annotations: train, self-train, predict, report.",
     no_args_is_help=True,
     add_completion=False,
