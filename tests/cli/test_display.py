@@ -31,8 +31,12 @@ def test_epoch_line_fits_the_terminal() -> None:
     narrow = fitted_epoch_line("gen1 Student", ROW, 30, 80)
     assert narrow == "gen1 Student epoch 12/30  loss 1.2346  val: loss 0.5000  Dice 0.7500  IoU 0.6000"
     assert len(narrow) <= 80
+    online = fitted_epoch_line("gen0 mean_teacher", {**ROW, "epoch": 2}, 8, 80)
+    assert online == "gen0 mean_teacher epoch 2/8 loss 1.2346 val: loss 0.5000 Dice 0.7500 IoU 0.6000"
     tiny = fitted_epoch_line("gen12 mean_teacher", ROW, 300, 70)
     assert tiny.startswith("epoch 12/300  loss") and len(tiny) <= 70
+    shortest = fitted_epoch_line("gen0 Teacher", ROW, 30, 40)  # nothing fits: the shortest form
+    assert shortest == "epoch 12/30 loss 1.2346 val: loss 0.5000 Dice 0.7500 IoU 0.6000"
 
 
 def test_live_only_where_a_person_watches(no_ci: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,8 +33,8 @@ NUMBER = r"(\d+\.\d{4})"
 #: A whole epoch record: the phase, ``epoch E/N`` and the four scores (metrics.csv's names or the short ones).
 RECORD = re.compile(
     rf"^(?P<phase>\S+(?: \S+)?) epoch (?P<epoch>\d+)/(?P<epochs>\d+)"
-    rf"  (?:train_loss|loss) {NUMBER}  (?:val_loss|val: loss) {NUMBER}"
-    rf"  (?:val_dice|Dice) (?P<dice>\d+\.\d{{4}})  (?:val_jaccard|IoU) {NUMBER}$"
+    rf" {{1,2}}(?:train_loss|loss) {NUMBER} {{1,2}}(?:val_loss|val: loss) {NUMBER}"
+    rf" {{1,2}}(?:val_dice|Dice) (?P<dice>\d+\.\d{{4}}) {{1,2}}(?:val_jaccard|IoU) {NUMBER}$"
 )
 #: A score with its name: found on a line without a whole record, it is a piece of a cut record.
 SCORE = re.compile(rf"\b(?:train_loss|val_loss|val_dice|val_jaccard|loss|Dice|IoU) {NUMBER}")

@@ -31,6 +31,9 @@ class Recorder(Reporter):
     def skip_epochs(self, n: int) -> None:
         self.events.append(("skip", n))
 
+    def stage(self, text: str, level: int = 0) -> None:
+        self.events.append(("stage", text, level))
+
 
 def test_plain_reporter_prints_the_log_line() -> None:
     printed: list[str] = []

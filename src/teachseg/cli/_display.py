@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +43,7 @@ def live_possible(console: LogConsole, out: LogConsole) -> bool:
 
 def fitted_epoch_line(phase: str, row: Mapping[str, float], epochs: int, width: int) -> str:
     """A finished epoch as one line of at most ``width`` characters when it can be: the names of
-    ``metrics.csv``'s columns and the phase where they fit, shorter names and no phase where not.
+    ``metrics.csv``'s columns and the phase where they fit; else shorter names, single spaces, no phase.
 
     >>> row = {"epoch": 1, "train_loss": 1.5, "val_loss": 1.25, "val_dice": 0.5, "val_jaccard": 0.25}
     >>> fitted_epoch_line("gen1 Student", row, 2, 80)
@@ -54,10 +55,11 @@ def fitted_epoch_line(phase: str, row: Mapping[str, float], epochs: int, width: 
         f"{head}  loss {row['train_loss']:.4f}  val: loss {row['val_loss']:.4f}  "
         f"Dice {row['val_dice']:.4f}  IoU {row['val_jaccard']:.4f}"
     )
-    for line in (f"{phase} {full}", f"{phase} {short}", short):
+    tight = short.replace("  ", " ")
+    for line in (f"{phase} {full}", f"{phase} {short}", f"{phase} {tight}", short, tight):
         if len(line) <= width:
             return line
-    return short
+    return tight
 
 
 def clock(seconds: float) -> str:
@@ -75,6 +77,23 @@ class LeftColumn(ProgressColumn):
         left = task.elapsed * max(task.total - task.completed, 0.0) / done
         bound = "≤" if task.fields.get("bound") else ""
         return Text(f"{bound}{clock(left)} left", style="progress.remaining")
+
+
+@dataclass
+class _Phase:
+    """The current phase: ``total`` units, ``done0`` of them done before it started, ``completed`` now;
+    it stands for ``counts`` of the command's units."""
+
+    unit: str
+    total: float
+    done0: float
+    completed: float
+    counts: float
+
+    @property
+    def share(self) -> float:
+        """How much of its own work the phase has done, 0 to 1."""
+        return min(max((self.completed - self.done0) / max(self.total - self.done0, 1e-9), 0.0), 1.0)
 
 
 class _AboveTheBars(logging.Handler):
@@ -123,7 +142,7 @@ class CommandDisplay(Reporter):
         self.unit = unit
         self.live = enabled and live_possible(console, out)
         self.credited = 0.0  # the command's units done by phases that finished
-        self._phase: dict[str, Any] | None = None  # unit, total, done0, completed, counts
+        self._phase: _Phase | None = None
         self._stages: dict[int, str] = {}
         self._progress: Progress | None = None
         self._handler: logging.Handler | None = None
@@ -134,12 +153,15 @@ class CommandDisplay(Reporter):
     def __enter__(self) -> CommandDisplay:
         if not self.live:
             return self
+        # fixed widths, so a long detail is cut short rather than squeezing the bar and the estimate away
         width = self.console.width
-        name = Column(width=min(22, max(12, width // 5)), no_wrap=True, overflow="ellipsis")
-        detail = Column(no_wrap=True, overflow="ellipsis")
+        name_width, bar_width = min(22, max(12, width // 5)), max(10, min(30, width - 76))
+        name = Column(width=name_width, no_wrap=True, overflow="ellipsis")
+        room = width - name_width - bar_width - len("0:00:00") - len("≤0:00:00 left") - 5
+        detail = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, room))
         self._progress = Progress(
             TextColumn("[bold]{task.description}", table_column=name),
-            BarColumn(bar_width=max(10, min(40, width - 70))),
+            BarColumn(bar_width=bar_width),
             TextColumn("{task.fields[detail]}", table_column=detail),
             TimeElapsedColumn(),
             LeftColumn(),
@@ -168,7 +190,7 @@ class CommandDisplay(Reporter):
             logger = logging.getLogger(name)
             self._saved_handlers[name] = list(logger.handlers)
             for h in list(logger.handlers):
-                if isinstance(h, logging.StreamHandler):
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
                     logger.removeHandler(h)
             logger.addHandler(self._handler)  # each has its own handler: no line is printed twice
 
@@ -185,12 +207,8 @@ class CommandDisplay(Reporter):
     @property
     def done(self) -> float:
         """The command's units done here so far: finished phases, and the current one's share."""
-        done = self.credited
         p = self._phase
-        if p is not None and p["counts"]:
-            share = (p["completed"] - p["done0"]) / max(p["total"] - p["done0"], 1e-9)
-            done += min(max(share, 0.0), 1.0) * p["counts"]
-        return done
+        return self.credited + (p.share * p.counts if p is not None else 0.0)
 
     @property
     def where(self) -> str:
@@ -236,13 +254,7 @@ class CommandDisplay(Reporter):
         if unit == self.unit:
             self.total -= done  # done before this command: not its work
             counts = total - done if counts is None else counts
-        self._phase = {
-            "unit": unit,
-            "total": float(total),
-            "done0": float(done),
-            "completed": float(done),
-            "counts": counts or 0.0,
-        }
+        self._phase = _Phase(unit, float(total), float(done), float(done), float(counts or 0.0))
         if self._progress is not None:
             self._progress.reset(
                 self._phase_task,
@@ -258,7 +270,7 @@ class CommandDisplay(Reporter):
     def update(self, completed: float, detail: str = "") -> None:
         if self._phase is None:
             return
-        self._phase["completed"] = float(completed)
+        self._phase.completed = float(completed)
         if self._progress is not None:
             self._progress.update(self._phase_task, completed=completed, detail=detail)
         self._refresh_command()
@@ -267,11 +279,9 @@ class CommandDisplay(Reporter):
         p, self._phase = self._phase, None
         if p is None:
             return
-        if p["counts"]:
-            share = (p["completed"] - p["done0"]) / max(p["total"] - p["done0"], 1e-9)
-            self.credited += min(max(share, 0.0), 1.0) * p["counts"]
-            if p["unit"] == self.unit:  # a fit that stopped early will not train the rest
-                self.total -= max(p["total"] - p["completed"], 0.0)
+        self.credited += p.share * p.counts
+        if p.unit == self.unit:  # a fit that stopped early will not train the rest
+            self.total -= max(p.total - p.completed, 0.0)
         if self._progress is not None:
             self._progress.update(self._phase_task, visible=False)
         self._refresh_command()

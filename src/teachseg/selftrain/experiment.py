@@ -166,7 +166,7 @@ def run_experiment(
         rdir = exp_dir / run["dir"]
         rcfg = run_config(cfg, run)
         extend = needs_more_generations(rdir, rcfg)
-        report.stage(f"run {i}/{len(runs)} {run['dir']}")
+        report.stage(f"run {i}/{len(runs)}")  # its folder is on the line printed above
         if finished(rdir) and not extend:
             say(f"[dim]run {i}/{len(runs)} {run['dir']}: finished earlier, reused[/]")
             report.skip_epochs(planned_epochs(rcfg)[0])

@@ -67,7 +67,7 @@ class Reporter:
         """``n`` epochs of the command's plan will not be trained here (reused, resumed, or not needed)."""
 
     def stage(self, text: str, level: int = 0) -> None:
-        """Where the command is in its plan (``run 2/6 linknet_seed42``, ``gen 1 of at most 3``); a stage of
+        """Where the command is in its plan (``run 2/6``, ``gen 1 of at most 3``); a stage of
         ``level`` replaces that level's text and clears the deeper ones."""
 
 
