@@ -4,8 +4,8 @@ Drawn only where a person watches it: stderr and stdout on a terminal, ``--log-f
 ``CI`` variable, and progress not turned off (``--no-progress``, ``train.progress_bar: false``). Anywhere else
 the same calls print the plain whole lines they always did (see :mod:`teachseg.cli._logs`).
 
-Every finished epoch is one whole line above the bars, cut to the terminal's width by dropping words, never
-wrapped. The whole command's estimate comes from its plan, the epochs of every fit it may train (inputs, for
+Every finished epoch is one whole line above the bars, fitted to the terminal's width (shorter names, then no
+phase name) so that it is not wrapped. The whole command's estimate comes from its plan, the epochs of every fit it may train (inputs, for
 ``predict``): time so far over units done so far, times the units left; so pseudo-labels and evaluation count
 in the time per epoch. When the plan is only an upper bound (a teacher_student loop may stop before its
 generation cap) the estimate says so (``≤0:03:10 left``), beside where the command is (``gen 1 of at most 3``).
