@@ -248,11 +248,11 @@ def test_rich_progress_bar_follows_the_callbacks():
         bar.on_item(0, "a")
         bar.on_tiles(4)
         bar.on_advance(2)
-        (task,) = bar.bar.tasks
-        assert task.completed == 0.5 and task.fields["where"] == "1/2 a (2/4 tiles)"
+        command = bar.display
+        assert (command.done, command.total) == (0.5, 2) and command.where == "1/2 a"
         bar.on_advance(2)
         bar.on_item(1, "b")
         bar.on_tiles(1)
         bar.on_advance(1)
         bar.on_finish()
-        assert task.completed == task.total == 2 and task.fields["where"] == "2/2 b (1/1 tiles)"
+        assert command.done == command.total == 2 and command.where == "2/2 b"

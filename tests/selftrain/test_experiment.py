@@ -55,6 +55,16 @@ def test_tiny_experiment_runs_reuses_and_reports(
     assert run(["experiment", str(cfg)]) == 0  # finished runs are reused, not retrained
     assert (exp / "linknet_seed3" / "summary.json").stat().st_mtime_ns == stamp
 
+    # reused runs give their planned epochs back: the whole command's estimate has nothing left to wait for
+    from teachseg.config import load_config
+    from teachseg.selftrain.experiment import planned_experiment_epochs, run_experiment
+    from tests.training.test_progress import Recorder
+
+    rec = Recorder()
+    run_experiment(load_config(cfg), console=rec)
+    assert sum(e[1] for e in rec.events if e[0] == "skip") == planned_experiment_epochs(load_config(cfg))[0]
+    assert [e[1] for e in rec.events if e[0] == "stage"] == ["run 1/2", "run 2/2"]
+
 
 def test_a_run_counts_as_finished_only_when_its_run_files_read(tmp_path: Path):
     import json

@@ -191,3 +191,19 @@ def test_unlabelled_copies_of_held_out_images_are_left_out_and_counted(
     assert read_json(run_dir / "lineage.json")["unlabelled_excluded"] == len(held_out)
     manifest = read_json(run_dir / "pseudo" / "gen1" / "manifest.json")
     assert not {Path(i["id"]).name for i in manifest["images"]} & copies
+
+
+def test_a_finished_loop_resumed_gives_back_every_planned_epoch(st_run: Path) -> None:
+    """Resumed, a finished loop trains nothing: the epochs it gives back (reused fits, generations the no-gain
+    rule or the cap made unneeded) add up to its plan, so the whole command's estimate ends at its total."""
+    from teachseg.config import load_config
+    from teachseg.selftrain.loop import run_selftrain
+    from teachseg.selftrain.methods import planned_epochs
+    from tests.training.test_progress import Recorder
+
+    cfg = load_config(st_run / "config.yaml")
+    rec = Recorder()
+    run_selftrain(cfg, st_run, resume=True, console=rec)
+    planned, bound = planned_epochs(cfg)
+    assert bound and sum(e[1] for e in rec.events if e[0] == "skip") == planned, rec.events
+    assert not [e for e in rec.events if e[0] == "epoch"]

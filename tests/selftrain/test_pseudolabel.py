@@ -200,3 +200,26 @@ def test_labels_keep_the_teachers_uncertainty(tmp_path: Path) -> None:
         label = np.asarray(Image.open(out / manifest["images"][0]["file"])).astype(int)
         assert label[:, :14].min() > 240 and label[:, 46:].max() < 15
         assert 100 < label[:, 26:34].mean() < 156 and label[:, 26:34].min() > 100
+def test_labels_are_a_phase_of_their_generation(tmp_path: Path) -> None:
+    from tests.training.test_progress import Recorder
+
+    recs = _images(tmp_path, n=3)
+    meta = ModelMeta(arch="linknet", encoder="resnet18", image_size=32)
+    rec = Recorder()
+    generate_pseudo_labels(
+        RedChannel(),
+        meta,
+        recs,
+        tmp_path / "p",
+        generation=2,
+        teacher="gen1",
+        tta=False,
+        batch_size=2,
+        progress=rec,
+    )
+    assert rec.events == [
+        ("start", "gen2 pseudo-labels", 3, "image", 0),
+        ("update", 2, "2/3 images"),
+        ("update", 3, "3/3 images"),
+        ("finish",),
+    ]

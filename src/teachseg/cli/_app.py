@@ -7,14 +7,42 @@ imports (torch, smp, Lightning) happen inside the command bodies.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from teachseg.cli._logs import LogConsole
 
+#: ``teachseg --help`` lists the commands in the order of the work; any command not named here comes after
+#: them, in the order it was registered.
+COMMAND_ORDER = (
+    "demo",
+    "data",
+    "train",
+    "selftrain",
+    "experiment",
+    "report",
+    "predict",
+    "view",
+    "export",
+    "evaluate",
+    "models",
+)
+
+
+class WorkOrderGroup(TyperGroup):
+    """Lists the commands in :data:`COMMAND_ORDER` rather than the order their modules were imported."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))  # stable: the others keep their order
+
+
 app = typer.Typer(
     name="teachseg",
+    cls=WorkOrderGroup,
     help="Breast-cancer segmentation that learns from few annotations: train, self-train, predict, report.",
     no_args_is_help=True,
     add_completion=False,
@@ -38,9 +66,17 @@ def _global_options(
             "elsewhere), rich, plain, or json (one JSON object per line). Also TEACHSEG_LOG_FORMAT.",
         ),
     ] = "auto",
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Also show Lightning's own lines (accelerator, model summary, why a fit stopped); anywhere "
+            "on the command line. --debug implies it and shows tracebacks.",
+        ),
+    ] = False,
 ) -> None:
     """Breast-cancer segmentation that learns from few annotations: train, self-train, predict, report."""
-    # teachseg.cli.run takes --log-format (and --debug) off the command line before Typer parses it.
+    # teachseg.cli.run takes --log-format, --verbose and --debug off the command line before Typer parses it.
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see configs/).", show_default=False)]
@@ -55,6 +91,13 @@ OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing run folder (earlier outputs are deleted).")
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+ProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Live progress bars on a terminal (--no-progress: whole lines only, as in a log file).",
+    ),
+]
 ModelDirArg = Annotated[
     Path,
     typer.Argument(help="Model folder written by teachseg (config.json, model.safetensors, teachseg.json)."),

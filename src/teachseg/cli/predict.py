@@ -16,6 +16,7 @@ from teachseg.cli._app import (
     LevelOpt,
     ModelDirArg,
     OutOpt,
+    ProgressOpt,
     SlideMppOpt,
     app,
     check_mpp_options,
@@ -123,7 +124,7 @@ def predict(
     ] = "auto",
     resume: PredictResumeOpt = False,
     overwrite: PredictOverwriteOpt = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -195,7 +196,7 @@ def predict(
             workdir=Path(tmp),
             tile=tile,
         )
-        with RichProgress(enabled=progress and console.mode == "rich") as bar:
+        with RichProgress(enabled=progress) as bar:
             if ray is not None:
                 if backend == "onnx" and onnx is None:  # the file load_predictor found or exported
                     onnx = (
@@ -204,7 +205,7 @@ def predict(
                         else Path(tmp) / "model.onnx"
                     )
                 make = cluster.ModelFolderPredictor(model_dir, backend, onnx, device, precision, tta)
-                log = lambda s: out.print(s, highlight=False)  # noqa: E731
+                log = lambda s: bar.display.result(s, highlight=False)  # noqa: E731
                 cluster.predict_paths_ray(make, info, inputs, out_dir, opts, settings, progress=bar, log=log)
                 return
             predict_paths(
@@ -214,7 +215,7 @@ def predict(
                 out_dir,
                 opts,
                 progress=bar,
-                log=lambda s: out.print(s, highlight=False),
+                log=lambda s: bar.display.result(s, highlight=False),
             )
 
 
@@ -250,60 +251,49 @@ def export_cmd(
 
 
 class RichProgress:
-    """``predict``'s progress bar on stderr: one bar over the inputs, each input's share spread over its tiles.
+    """``predict``'s part of the command's display: one bar over the inputs, each input's share spread over
+    its tiles, and a bar over the current input's tiles (see :mod:`teachseg.cli._display`).
 
-    Implements :class:`teachseg.inference.progress.PredictProgress`; a no-op when not ``enabled``.
+    Implements :class:`teachseg.inference.progress.PredictProgress`; draws nothing when not ``enabled`` or
+    off a terminal.
     """
 
     def __init__(self, enabled: bool = True):
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from teachseg.cli._display import CommandDisplay
 
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[where]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not enabled,
-            transient=True,
-        )
-        self.task: Any = None
-        self.total = self.index = self.tiles_total = self.tiles_done = 0
-        self.where = ""
+        self.display = CommandDisplay("predict", console, out, unit="input", enabled=enabled)
+        self.total = 0
+        self.name = ""
 
     def __enter__(self) -> RichProgress:
-        self.bar.__enter__()
+        self.display.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
+        self.display.__exit__(*exc)
 
     def on_start(self, total: int) -> None:
         self.total = total
-        self.task = self.bar.add_task("slides", total=max(total, 1), where="")
+        self.display.plan(total)
 
     def on_item(self, index: int, name: str) -> None:
-        self.index, self.where = index, f"{index + 1}/{self.total} {name}"
-        self.tiles_total = self.tiles_done = 0
-        self.bar.update(self.task, completed=index, where=self.where)
+        self.display.finish()
+        self.display.set_done(index)
+        self.name = name
+        self.display.stage(f"{index + 1}/{self.total} {name}")
 
     def on_tiles(self, total: int) -> None:
-        self.tiles_total, self.tiles_done = total, 0
-        self.bar.update(self.task, where=f"{self.where} (0/{total} tiles)")
+        self.tiles, self.tiles_total = 0, total
+        self.display.start("tiles", total, "tile", counts=1)
 
     def on_advance(self, n: int) -> None:
-        self.tiles_done += n
-        share = self.tiles_done / max(self.tiles_total, 1)
-        self.bar.update(
-            self.task,
-            completed=self.index + min(share, 1.0),
-            where=f"{self.where} ({self.tiles_done}/{self.tiles_total} tiles)",
-        )
+        self.tiles += n
+        self.display.update(self.tiles, f"{self.tiles}/{self.tiles_total} tiles")
 
     def on_done(self, done: int, name: str) -> None:
-        self.bar.update(self.task, completed=done, where=f"{done}/{self.total} done, last {name}")
+        self.display.set_done(done)
+        self.display.stage(f"{done}/{self.total} done, last {name}")
 
     def on_finish(self) -> None:
-        self.bar.update(self.task, completed=self.total)
+        self.display.finish()
+        self.display.set_done(self.total)

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from teachseg.cli._app import ConfigArg, OverwriteOpt, ResumeOpt, SetOpt, app, console, out
+from teachseg.cli._app import ConfigArg, OverwriteOpt, ProgressOpt, ResumeOpt, SetOpt, app, console, out
 
 if TYPE_CHECKING:
+    from teachseg.cli._display import CommandDisplay
+    from teachseg.config import Config
     from teachseg.runfiles import SelftrainSummary
 
 ExpOverwriteOpt = Annotated[
@@ -32,11 +34,13 @@ def selftrain(
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
     skip_bad: SkipBadOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """Learn from unlabelled images with selftrain.method: the study's Teacher -> soft pseudo-labels -> Student
     loop (default), Mean Teacher, FixMatch, or supervised only."""
+    from teachseg.cli._display import CommandDisplay
     from teachseg.config import load_config
-    from teachseg.selftrain.methods import run_method
+    from teachseg.selftrain.methods import planned_epochs, run_method
     from teachseg.training.fit import is_child_rank
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_run_dir
@@ -51,7 +55,10 @@ def selftrain(
         if resume:  # a folder made with another config would mix two configs in one report
             check_same_config(run_dir, cfg)
         record_config(run_dir, cfg)
-    summary = run_method(cfg, run_dir, resume=resume or child, console=None if child else console)
+    epochs, bound = planned_epochs(cfg)
+    enabled = progress and cfg.train.progress_bar and not child
+    with CommandDisplay("selftrain", console, out, total=epochs, bound=bound, enabled=enabled) as display:
+        summary = run_method(cfg, run_dir, resume=resume or child, console=None if child else display)
     if summary:
         print_selftrain(summary, run_dir)
 
@@ -106,7 +113,9 @@ def print_selftrain(summary: SelftrainSummary | dict[str, Any], run_dir: Path) -
 
 
 @app.command()
-def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOpt = False) -> None:
+def experiment(
+    config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOpt = False, progress: ProgressOpt = True
+) -> None:
     """Run architectures x seeds (x methods x label fractions; finished runs are reused), then build the report.
 
     A finished or interrupted run is reused only if its config matches in every key that affects results;
@@ -121,9 +130,11 @@ def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOp
     child = is_child_rank()  # a DDP rank > 0 runs the same fits in step, silently
     if not child:
         console.print(f"[bold]experiment[/] {cfg.name}: {len(runs)} runs -> {cfg.run_dir}", highlight=False)
-    state = run_experiment(cfg, overwrite=overwrite, console=None if child else console)
     if child:
+        run_experiment(cfg, overwrite=overwrite, console=None)
         return
+    with _experiment_display("experiment", cfg, progress) as display:
+        state = run_experiment(cfg, overwrite=overwrite, console=display)
     report = _build_report(cfg.run_dir)
     failed = [r["dir"] for r in state["runs"] if r["status"] != "done"]
     if report:
@@ -131,6 +142,16 @@ def experiment(config: ConfigArg, set_: SetOpt = None, overwrite: ExpOverwriteOp
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/]: {', '.join(failed)} (see experiment.json)")
         raise typer.Exit(1)
+
+
+def _experiment_display(title: str, cfg: Config, progress: bool) -> CommandDisplay:
+    """The live display of an experiment: its plan is every run's epochs (a bound with teacher_student)."""
+    from teachseg.cli._display import CommandDisplay
+    from teachseg.selftrain.experiment import planned_experiment_epochs
+
+    epochs, bound = planned_experiment_epochs(cfg)
+    enabled = progress and cfg.train.progress_bar
+    return CommandDisplay(title, console, out, total=epochs, bound=bound, enabled=enabled)
 
 
 def _build_report(run_dir: Path) -> Path | None:
@@ -151,6 +172,7 @@ def demo(
     unlabelled: Annotated[int, typer.Option(help="Synthetic tiles without masks.")] = 48,
     seed: Annotated[int, typer.Option(help="Seed of the data and the runs.")] = 42,
     overwrite: ExpOverwriteOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """The whole cycle on built-in synthetic H&E tiles: Teachers, pseudo-labels, Students, report."""
     from teachseg.config import build_config
@@ -188,7 +210,8 @@ def demo(
         "teacher -> pseudo-labels -> student, on synthetic tiles",
         highlight=False,
     )
-    state = run_experiment(cfg, overwrite=overwrite, console=console)
+    with _experiment_display("demo", cfg, progress) as display:
+        state = run_experiment(cfg, overwrite=overwrite, console=display)
     for run in state["runs"]:
         rdir = cfg.run_dir / run["dir"]
         if run["status"] == "done":

@@ -13,6 +13,7 @@ from teachseg.cli._app import (
     ModelDirArg,
     OutOpt,
     OverwriteOpt,
+    ProgressOpt,
     ResumeOpt,
     SetOpt,
     app,
@@ -23,9 +24,14 @@ from teachseg.cli._app import (
 
 @app.command()
 def train(
-    config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = False, overwrite: OverwriteOpt = False
+    config: ConfigArg,
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """Train a model (the Teacher) on a labelled folder; keeps the epoch with the best validation Dice."""
+    from teachseg.cli._display import CommandDisplay
     from teachseg.config import load_config
     from teachseg.training.fit import is_child_rank, train_model
     from teachseg.training.identity import check_same_config, record_config
@@ -49,16 +55,25 @@ def train(
             f"{len(s.train)} train, {len(s.val)} val, {len(s.test)} test images -> {run_dir}",
             highlight=False,
         )
-    summary = train_model(
-        cfg,
-        run_dir,
-        data.train,
-        data.val,
-        data.test,
-        spec=spec,
-        resume=resume or child,
-        console=None if child else console,
+    display = CommandDisplay(
+        "train",
+        console,
+        out,
+        total=cfg.train.epochs,
+        enabled=progress and cfg.train.progress_bar and not child,
     )
+    with display:
+        summary = train_model(
+            cfg,
+            run_dir,
+            data.train,
+            data.val,
+            data.test,
+            spec=spec,
+            resume=resume or child,
+            console=None if child else display,
+            phase="Teacher",
+        )
     if summary is None:
         return
     _print_summary(summary, run_dir)

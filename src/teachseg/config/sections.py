@@ -176,7 +176,10 @@ class TrainConfig(_Section):
     threshold: float = Field(0.5, gt=0, lt=1)
     limit_train_batches: int | float | None = None
     log_every_n_steps: int = 10
-    progress_bar: bool = True
+    progress_bar: bool = Field(
+        True,
+        description="the command's live bars on a terminal (false: whole lines only, like --no-progress)",
+    )
 
 
 class ConfidenceConfig(_Section):

@@ -24,7 +24,7 @@ from teachseg.config import Config
 from teachseg.errors import ConfigError, TeachsegError
 from teachseg.io import read_json, write_json, write_text
 from teachseg.runfiles import Lineage, NewerSchemaError, RunFileError, SelftrainSummary
-from teachseg.selftrain.methods import run_method
+from teachseg.selftrain.methods import planned_epochs, run_method
 from teachseg.training.fit import is_child_rank
 from teachseg.training.identity import (
     config_drift,
@@ -34,6 +34,7 @@ from teachseg.training.identity import (
     record_config,
     why_not_extended,
 )
+from teachseg.training.progress import as_reporter
 
 EXPERIMENT = "experiment.json"
 
@@ -133,9 +134,11 @@ def run_experiment(
     """Run every (architecture, seed) self-training run in ``cfg.run_dir``, reusing finished ones.
 
     Earlier run folders are reused only when made with the same result-affecting config; with
-    ``overwrite`` the ones that differ are deleted and trained again, otherwise nothing trains.
+    ``overwrite`` the ones that differ are deleted and trained again, otherwise nothing trains. ``console``
+    hears of every run and phase (see :mod:`teachseg.training.progress`).
     """
-    say = console.print if console is not None else (lambda *a, **k: None)
+    report = as_reporter(console)
+    say = report.print
     runs = plan(cfg)
     exp_dir = cfg.run_dir
     check_reuse(cfg, runs, overwrite=overwrite, say=say)
@@ -163,8 +166,10 @@ def run_experiment(
         rdir = exp_dir / run["dir"]
         rcfg = run_config(cfg, run)
         extend = needs_more_generations(rdir, rcfg)
+        report.stage(f"run {i}/{len(runs)}")  # its folder is on the line printed above
         if finished(rdir) and not extend:
             say(f"[dim]run {i}/{len(runs)} {run['dir']}: finished earlier, reused[/]")
+            report.skip_epochs(planned_epochs(rcfg)[0])
             run["status"] = "done"
             continue
         if extend:
@@ -178,11 +183,12 @@ def run_experiment(
         if lead:
             record_config(rdir, rcfg)
         try:
-            run_method(rcfg, rdir, resume=True, console=console)
+            run_method(rcfg, rdir, resume=True, console=report)
             run["status"] = "done"
         except TeachsegError:
             raise
         except Exception as exc:  # one broken run must not lose the others
+            report.finish()  # the phase it was in ends here
             run["status"] = "failed"
             run["error"] = f"{type(exc).__name__}: {exc}"
             say(f"[red]run {run['dir']} failed[/]: {run['error']}")
@@ -192,6 +198,13 @@ def run_experiment(
     if lead:
         write_json(path, state)
     return state
+
+
+def planned_experiment_epochs(cfg: Config) -> tuple[int, bool]:
+    """The epochs every run of the experiment's grid trains together, and whether that is an upper bound
+    (some teacher_student run may stop before its generation cap): :func:`planned_epochs` summed."""
+    plans = [planned_epochs(run_config(cfg, run)) for run in plan(cfg)]
+    return sum(n for n, _ in plans), any(bound for _, bound in plans)
 
 
 def finished(run_dir: Path) -> bool:

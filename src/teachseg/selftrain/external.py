@@ -19,6 +19,7 @@ from teachseg.errors import DataError, ModelError
 from teachseg.models import META_FILE, ModelMeta
 from teachseg.runfiles import TrainSummary
 from teachseg.training.identity import file_sha256, mask_key
+from teachseg.training.progress import Reporter
 
 
 def _by_hash(records: Sequence[Record], masks: bool = False) -> dict[str, Record]:
@@ -78,12 +79,18 @@ def check_teacher_data(
 
 
 def rescore_teacher(
-    cfg: Config, folder: Path, out_dir: Path, val: Sequence[Record], test: Sequence[Record]
+    cfg: Config,
+    folder: Path,
+    out_dir: Path,
+    val: Sequence[Record],
+    test: Sequence[Record],
+    reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Score the Teacher in ``folder`` on this run's validation and test images; write ``out_dir``.
 
     Reuses ``out_dir/summary.json`` when it was written for the same weights (a resumed run). Returns the
-    data of the :class:`~teachseg.runfiles.TrainSummary` written there.
+    data of the :class:`~teachseg.runfiles.TrainSummary` written there. ``reporter`` shows the scoring as the
+    phase ``gen0 evaluation``.
     """
     import torch
 
@@ -107,6 +114,15 @@ def rescore_teacher(
     model, meta = load_model_folder(folder, map_location="cuda" if on_gpu else "cpu")
     precision = str(resolve(cfg.train.precision, cfg.train.accelerator))
     mat = cfg.data.mat_variable
+    reporter = reporter or Reporter()
+    total, n_scored = len(val) + len(test), 0
+    reporter.start("gen0 evaluation", total, "image")
+
+    def on_images(n: int) -> None:
+        nonlocal n_scored
+        n_scored += n
+        reporter.update(n_scored, f"{n_scored}/{total} images")
+
     # Scored as a Student of this run is (training/steps.py, evaluate_run): no TTA, this run's precision,
     # memory format and batch size, so the replacement rule compares like with like.
     same_as_students: dict[str, Any] = {
@@ -114,6 +130,7 @@ def rescore_teacher(
         "tta": False,
         "precision": precision,
         "channels_last": cfg.train.channels_last,
+        "on_images": on_images,
     }
     val_rows = evaluate_records(model, meta, val, mat, pred_dir=out_dir / "pred" / "val", **same_as_students)
     write_per_image_csv(out_dir / "val_per_image.csv", val_rows)
@@ -149,6 +166,7 @@ def rescore_teacher(
         test_stats = summarise_rows(test_rows)
         scored.update(test=test_stats, test_dice=test_stats["dice"], test_jaccard=test_stats["jaccard"])
     write_pred_index(out_dir / "pred", [r.id for r in (*val, *test)])
+    reporter.finish()
     summary = TrainSummary(**scored)
     summary.write(summary_path)
     return summary.to_data()

@@ -31,6 +31,7 @@ from teachseg.selftrain.external import check_teacher_data, rescore_teacher
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records, sha256_file
 from teachseg.training.fit import does_shared_work, from_rank_zero, is_child_rank, train_model
 from teachseg.training.prepare import PreparedData, prepare_data
+from teachseg.training.progress import as_reporter
 from teachseg.training.spec import ModelSpec
 
 LINEAGE = "lineage.json"
@@ -103,9 +104,19 @@ def run_selftrain(
     console: Any = None,
     data: PreparedData | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) a whole self-training job in ``run_dir``; returns the summary."""
+    """Run (or resume) a whole self-training job in ``run_dir``; returns the summary.
+
+    ``console`` hears of every phase (a :class:`~teachseg.training.progress.Reporter`, or anything with rich's
+    ``print``); the generation count is open (the no-gain rule may stop early), so it says ``gen 1 of at most
+    3`` and gives back the epochs of the generations it does not train.
+    """
     st = cfg.selftrain
-    say = console.print if console is not None else (lambda *a, **k: None)
+    report = as_reporter(console)
+    say = report.print
+    student_epochs = st.student.epochs or cfg.train.epochs
+    cap = (
+        f"of at most {st.max_generations}" if st.patience < st.max_generations else f"of {st.max_generations}"
+    )
     if resume and not is_child_rank():  # what a killed run was writing (pseudo-labels, lineage, checkpoints)
         remove_stale_temporaries(run_dir, recursive=True)
     data = data or prepare_data(cfg, run_dir, resume=resume)
@@ -140,16 +151,26 @@ def run_selftrain(
         say(
             f"[bold]generation 0[/]: scoring the teacher in {teacher_model_dir} on this run's validation images"
         )
+        report.stage(f"gen 0 {cap}", level=1)
         # Its own val_dice is from another validation set: only a score on this run's is comparable.
         teacher_data: dict[str, Any] | None = rescore_teacher(
-            cfg, teacher_model_dir, run_dir / "gen0", data.val, data.test
+            cfg, teacher_model_dir, run_dir / "gen0", data.val, data.test, reporter=report
         )
         teacher_dir_name = str(teacher_model_dir)
     else:
         spec = ModelSpec.teacher(cfg)
         say(f"[bold]generation 0[/]: training the Teacher ({spec.name}) on {len(data.train)} labelled images")
+        report.stage(f"gen 0 {cap}", level=1)
         teacher_data = train_model(
-            cfg, run_dir / "gen0", data.train, data.val, data.test, spec=spec, resume=resume, console=console
+            cfg,
+            run_dir / "gen0",
+            data.train,
+            data.val,
+            data.test,
+            spec=spec,
+            resume=resume,
+            console=report,
+            phase="gen0 Teacher",
         )
         teacher_model_dir = run_dir / "gen0" / "model"
         teacher_dir_name = "gen0"
@@ -169,6 +190,7 @@ def run_selftrain(
 
     if not unlabelled:
         stopped = "no unlabelled images: stopped after the Teacher"
+        report.skip_epochs(st.max_generations * student_epochs)
         say(
             f"[yellow]{stopped}[/] (add images without masks, data.unlabelled_dirs, or data.label_fraction < 1)"
         )
@@ -178,6 +200,7 @@ def run_selftrain(
         # the Teacher labels on the GPU when training uses one (same rule as the external Teacher's scoring)
         on_gpu = cfg.train.accelerator != "cpu" and torch.cuda.is_available()
         model, meta = load_model_folder(teacher_model_dir, map_location="cuda" if on_gpu else "cpu")
+        report.stage(f"gen {g} {cap}", level=1)
         say(
             f"[bold]generation {g}[/]: teacher gen{teacher_gen} writes soft pseudo-labels for {len(unlabelled)} images"
         )
@@ -195,6 +218,7 @@ def run_selftrain(
                 batch_size=cfg.data.batch_size,
                 precision=cfg.train.precision,
                 backend=st.backend,
+                progress=report,
             )
             pstats = dict(manifest["stats"])
             if withheld:
@@ -233,8 +257,9 @@ def run_selftrain(
             init_state=init_state,
             strong_augment=s.strong_augment,
             resume=resume,
-            console=console,
+            console=report,
             extra_summary={"generation": g, "teacher": f"gen{teacher_gen}"},
+            phase=f"gen{g} Student",
         )
         student_data = from_rank_zero(student_data)
         if student_data is None:
@@ -271,6 +296,7 @@ def run_selftrain(
         save_lineage()
         if no_gain >= st.patience:
             stopped = f"no gain for {no_gain} generation(s) (patience {st.patience})"
+            report.skip_epochs((st.max_generations - g) * student_epochs)
             break
     else:
         if unlabelled:

@@ -29,6 +29,7 @@ from teachseg.data.imageio import read_image
 from teachseg.errors import ConfigError
 from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 from teachseg.training.prepare import PreparedData, prepare_data
+from teachseg.training.progress import as_reporter
 from teachseg.training.spec import ModelSpec
 
 LINEAGE = "lineage.json"
@@ -48,7 +49,8 @@ def run_method(
         from teachseg.selftrain.loop import run_selftrain
 
         return run_selftrain(cfg, run_dir, resume=resume, console=console, data=data)
-    say = console.print if console is not None else (lambda *a, **k: None)
+    report = as_reporter(console)
+    say = report.print
     started = time.perf_counter()
     data = data or prepare_data(cfg, run_dir, resume=resume)
     spec = ModelSpec.teacher(cfg)
@@ -77,7 +79,7 @@ def run_method(
             data.test,
             spec,
             resume=resume,
-            console=console,
+            console=report,
         )
     else:
         from teachseg.training.fit import train_model
@@ -91,8 +93,9 @@ def run_method(
             data.test,
             spec=spec,
             resume=resume,
-            console=console,
+            console=report,
             extra_summary={"method": "supervised"},
+            phase="gen0 supervised",
         )
     if summary is None:  # DDP child process
         return {}
@@ -127,6 +130,21 @@ def run_method(
     )
     result.write(run_dir / "summary.json")
     return result.to_data()
+
+
+def planned_epochs(cfg: Config) -> tuple[int, bool]:
+    """The epochs one run of ``cfg.selftrain.method`` trains, and whether that is only an upper bound.
+
+    A teacher_student loop trains its Teacher (none with ``selftrain.teacher_model``) and up to
+    ``max_generations`` Students; the no-gain rule may stop it sooner (a bound), unless ``patience`` is at
+    least the cap. The other methods train once, for ``train.epochs``.
+    """
+    st = cfg.selftrain
+    if st.method != "teacher_student":
+        return cfg.train.epochs, False
+    teacher = 0 if st.teacher_model is not None else cfg.train.epochs
+    students = st.max_generations * (st.student.epochs or cfg.train.epochs)
+    return teacher + students, st.patience < st.max_generations
 
 
 def modality_of(records: Sequence[Record], modality: str) -> str:
@@ -178,6 +196,7 @@ def train_online(
         if not is_child_rank():  # what a killed run was writing (checkpoints, model folder)
             remove_stale_temporaries(run_dir, recursive=True)
         if (run_dir / "summary.json").is_file():
+            as_reporter(console).skip_epochs(epochs)
             return read_json(run_dir / "summary.json")
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -244,6 +263,7 @@ def train_online(
         epochs=epochs,
         resume=resume,
         console=console,
+        phase=f"gen0 {method}",
         extra_summary={
             "method": method,
             "n_unlabelled": len(unlabelled),

@@ -26,6 +26,7 @@ from teachseg.inference.quantise import to_uint8
 from teachseg.io import read_json, write_json, write_png
 from teachseg.models import ModelMeta
 from teachseg.precision import Precision
+from teachseg.training.progress import Reporter
 
 MANIFEST = "manifest.json"
 
@@ -60,7 +61,7 @@ def generate_pseudo_labels(
     teacher_sha256: str | None = None,
     tta: bool = True,
     batch_size: int = 8,
-    progress: Any = None,
+    progress: Reporter | None = None,
     precision: str | Precision = Precision.AUTO,
     backend: str = "torch",
 ) -> dict[str, Any]:
@@ -69,7 +70,8 @@ def generate_pseudo_labels(
     ``backend``: the inference engine (:mod:`teachseg.inference.backends`; ``auto`` resolves to the one
     that runs). Labels already on disk are reused only when the manifest names the same teacher weights
     (``teacher_sha256``), TTA setting and backend, and the source image still has the recorded content hash;
-    any other folder is cleared first, so a label on disk is always the current teacher's.
+    any other folder is cleared first, so a label on disk is always the current teacher's. ``progress`` shows
+    the labels being written as the phase ``gen<generation> pseudo-labels``.
     """
     hashes = {rec.id: sha256_file(rec.image) for rec in records}
     predictor = make_predictor(model, meta, tta, precision, backend=backend)  # the shared policy, "auto" too
@@ -95,7 +97,9 @@ def generate_pseudo_labels(
             entries[rec.id] = {"file": path.name, **label_stats(read_pseudo(path))}
         else:
             todo.append(rec)
-    task = progress.add_task(f"pseudo-labels gen {generation}", total=len(todo)) if progress else None
+    progress = progress or Reporter()
+    progress.start(f"gen{generation} pseudo-labels", len(todo), "image")
+    written = 0
     for chunk in batched(todo, batch_size):
         images = [read_image(r.image) for r in chunk]
         probs = predict_prob(model, images, meta, predictor=predictor)
@@ -103,8 +107,9 @@ def generate_pseudo_labels(
             q = to_uint8(prob)
             path = write_png(out_dir / f"{safe_key(rec.id)}.png", q)
             entries[rec.id] = {"file": path.name, **label_stats(q.astype(np.float32) / 255.0)}
-        if progress is not None and task is not None:
-            progress.advance(task, len(chunk))
+        written += len(chunk)
+        progress.update(written, f"{written}/{len(todo)} images")
+    progress.finish()
     items = []
     for rec in records:
         e = entries[rec.id]

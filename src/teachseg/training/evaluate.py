@@ -21,7 +21,7 @@ evaluate`` may add TTA; its figures are then labelled as such and are not the se
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ def evaluate_records(
     precision: str | Precision = Precision.AUTO,
     channels_last: bool = True,
     predictor: Predictor | None = None,
+    on_images: Callable[[int], None] | None = None,
 ) -> list[dict[str, object]]:
     """Per-image metrics at native resolution (:func:`score_native`); optionally store probability and
     ground-truth PNGs.
@@ -78,7 +79,8 @@ def evaluate_records(
     To reproduce a training epoch's figures exactly, pass that run's precision, ``channels_last`` and
     validation batch size, and ``tta=False`` (as :func:`teachseg.training.fit.train_model` does).
     ``predictor`` (from :func:`~teachseg.inference.images.make_predictor`, e.g. on another backend) replaces
-    the torch one built from ``tta``, ``precision`` and ``channels_last``.
+    the torch one built from ``tta``, ``precision`` and ``channels_last``. ``on_images(n)`` hears of each
+    batch of ``n`` images scored (a progress bar).
     """
     rows: list[dict[str, object]] = []
     predictor = predictor or make_predictor(model, meta, tta, precision, channels_last)
@@ -106,6 +108,8 @@ def evaluate_records(
                 key = safe_key(rec.id)
                 write_png(pred_dir / f"{key}_prob.png", to_uint8(prob))
                 write_png(pred_dir / f"{key}_gt.png", mask.astype(np.uint8) * 255)
+        if on_images is not None:
+            on_images(len(chunk))
     return rows
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelSummary
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -35,6 +35,7 @@ from teachseg.precision import lightning_name, resolve
 from teachseg.runfiles import TrainSummary
 from teachseg.training import steps
 from teachseg.training.module import SegmentationModule
+from teachseg.training.progress import EPOCH, as_reporter
 from teachseg.training.spec import ModelSpec
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_jaccard"]
@@ -50,37 +51,62 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class EpochRecorder(Callback):
-    """Writes ``metrics.csv`` after every validation, and measures training throughput."""
+    """Writes ``metrics.csv`` after every validation, measures training throughput, and reports the fit's
+    epochs and batches to ``console`` (a :class:`~teachseg.training.progress.Reporter`, or anything with
+    rich's ``print``) as the phase ``phase``."""
 
-    def __init__(self, path: Path, n_train: int, console: Any = None):
+    def __init__(self, path: Path, n_train: int, console: Any = None, phase: str = "training"):
         self.path = path
         self.n_train = n_train
-        self.console = console
+        self.reporter = as_reporter(console)
+        self.phase = phase
         self.train_seconds = 0.0
         self.images_seen = 0
         self._t0: float | None = None
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:  # a resumed fit starts at the epoch its checkpoint reached
+            self.reporter.start(self.phase, int(trainer.max_epochs or 0), EPOCH, done=trainer.current_epoch)
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not trainer.is_global_zero:
+            return
+        epoch, n = trainer.current_epoch, trainer.num_training_batches
+        share = (batch_idx + 1) / n if 0 < n < float("inf") else 0.0
+        where = f"{batch_idx + 1}/{n}" if 0 < n < float("inf") else f"{batch_idx + 1}"
+        self.reporter.update(epoch + min(share, 1.0), f"epoch {epoch + 1}/{trainer.max_epochs} · {where}")
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._t0 is not None and not trainer.sanity_checking:
             self.train_seconds += time.perf_counter() - self._t0
             self.images_seen += self.n_train
             self._t0 = None
+        if trainer.is_global_zero and not trainer.sanity_checking:
+            epoch = trainer.current_epoch
+            self.reporter.update(epoch + 1, f"epoch {epoch + 1}/{trainer.max_epochs} · validation")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         history = getattr(pl_module, "history", [])
         write_metrics_csv(self.path, history)
-        if self.console is not None and history:
-            r = history[-1]
-            self.console.print(
-                f"epoch {r['epoch']:>3}/{trainer.max_epochs}  train_loss {r['train_loss']:.4f}  "
-                f"val_loss {r['val_loss']:.4f}  val_dice {r['val_dice']:.4f}  val_jaccard {r['val_jaccard']:.4f}",
-                highlight=False,
-            )
+        if history:
+            self.reporter.epoch(self.phase, history[-1], int(trainer.max_epochs or 0))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.reporter.finish()
+
+
+def evaluation_phase(phase: str) -> str:
+    """The name of a fit's evaluation phase: ``gen1 Student`` -> ``gen1 evaluation``."""
+    head, _, _ = phase.rpartition(" ")
+    return f"{head} evaluation" if head else "evaluation"
 
 
 def write_metrics_csv(path: Path, history: Sequence[dict[str, float]]) -> None:
@@ -96,10 +122,16 @@ def write_metrics_csv(path: Path, history: Sequence[dict[str, float]]) -> None:
     write_text(path, buf.getvalue())
 
 
+def verbose() -> bool:
+    """Whether the user asked for Lightning's own lines (``--verbose`` or ``--debug``: ``TEACHSEG_VERBOSE=1``)."""
+    return os.environ.get("TEACHSEG_VERBOSE", "") not in ("", "0")
+
+
 def quiet_lightning() -> None:
-    """Keep Lightning's start-up chatter (tips, accelerator banners) out of the user's terminal."""
+    """Keep Lightning's start-up chatter (tips, accelerator banners, "`Trainer.fit` stopped") out of the
+    user's terminal, unless :func:`verbose`."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.INFO if verbose() else logging.WARNING)
     for msg in (
         ".*does not have many workers.*",
         ".*smaller than the logging interval.*",
@@ -142,17 +174,14 @@ def from_rank_zero(value: Any) -> Any:
 
 def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callback]) -> L.Trainer:
     """The Lightning Trainer of ``cfg.train`` (precision resolved by :mod:`teachseg.precision`, atomic
-    checkpoints, CSV logs in ``run_dir/logs``, a progress bar only on an interactive terminal)."""
+    checkpoints, CSV logs in ``run_dir/logs``). Lightning draws no progress bar: the command's display does
+    (see :mod:`teachseg.training.progress`); its model summary shows only when :func:`verbose`, as log lines."""
     quiet_lightning()
     t = cfg.train
-    interactive = (
-        t.progress_bar
-        and os.isatty(1)
-        and not os.environ.get("CI")
-        and os.environ.get("TEACHSEG_LOG_FORMAT", "auto") in ("auto", "rich")
-    )
-    if interactive:
-        callbacks = [*callbacks, RichProgressBar(leave=False)]
+    if (
+        verbose()
+    ):  # the plain summary, a log line (Lightning's rich one would print past the command's display)
+        callbacks = [*callbacks, ModelSummary()]
     return L.Trainer(
         max_epochs=epochs,
         accelerator=t.accelerator,
@@ -165,8 +194,8 @@ def build_trainer(cfg: Config, run_dir: Path, epochs: int, callbacks: list[Callb
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
-        enable_progress_bar=interactive,
-        enable_model_summary=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,  # see ModelSummary above
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
         default_root_dir=str(run_dir),
@@ -187,6 +216,7 @@ def train_model(
     resume: bool = False,
     console: Any = None,
     extra_summary: dict[str, Any] | None = None,
+    phase: str = "training",
 ) -> dict[str, Any] | None:
     """Train the model ``spec`` describes on ``train_records`` (hard masks and/or pseudo-labels), select
     it on validation Dice, export it to ``run_dir/model`` and score it.
@@ -195,13 +225,16 @@ def train_model(
     (a Student initialised from its Teacher). Returns the summary (the data of the
     :class:`~teachseg.runfiles.TrainSummary` written to ``run_dir/summary.json``),
     or None in DDP child processes. With ``resume`` a finished run is returned as is and an interrupted one
-    continues from ``last.ckpt``.
+    continues from ``last.ckpt``. ``console`` hears of the epochs (a
+    :class:`~teachseg.training.progress.Reporter`, or anything with rich's ``print``); ``phase`` names the fit
+    there (``gen1 Student``; its evaluation is then ``gen1 evaluation``).
     """
     epochs = epochs or cfg.train.epochs
     summary_path = run_dir / "summary.json"
     if resume and not is_child_rank():
         remove_stale_temporaries(run_dir, recursive=True)  # what a killed run was writing (checkpoints ...)
     if resume and summary_path.is_file():
+        as_reporter(console).skip_epochs(epochs)
         return TrainSummary.read(summary_path).to_data()
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -225,6 +258,7 @@ def train_model(
         resume=resume,
         console=console,
         extra_summary=extra_summary,
+        phase=phase,
     )
 
 
@@ -243,16 +277,18 @@ def fit_select_export(
     resume: bool,
     console: Any = None,
     extra_summary: dict[str, Any] | None = None,
+    phase: str = "training",
 ) -> dict[str, Any] | None:
     """Fit a built ``module``, select its best epoch, export and score it; write ``summary.json``.
 
     The part every way of training shares (:func:`train_model`, the online methods): checkpoints and
     ``metrics.csv`` in ``run_dir``, ``model/`` from the best epoch (of the network ``module.export_prefix``
-    names), per-image scores. Returns the summary, or None in DDP child processes.
+    names), per-image scores. Returns the summary, or None in DDP child processes. ``console`` and ``phase``
+    as in :func:`train_model`.
     """
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    recorder = EpochRecorder(run_dir / "metrics.csv", images_per_epoch, console)
+    recorder = EpochRecorder(run_dir / "metrics.csv", images_per_epoch, console, phase)
     best_cb = steps.best_checkpoint(ckpt_dir)
     trainer = build_trainer(cfg, run_dir, epochs, [recorder, best_cb])
     wall = steps.fit_module(trainer, module, datamodule, last if resume and last.is_file() else None)
@@ -302,6 +338,8 @@ def fit_select_export(
         test_records,
         precision=precision,
         selected_val_dice=trained["val_dice"],
+        reporter=recorder.reporter,
+        phase=evaluation_phase(phase),
     )
     summary = TrainSummary(**trained)
     summary.write(run_dir / "summary.json")

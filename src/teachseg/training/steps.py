@@ -34,6 +34,7 @@ from teachseg.training.evaluate import (
 )
 from teachseg.training.identity import training_data_hashes
 from teachseg.training.module import SegmentationModule
+from teachseg.training.progress import Reporter
 from teachseg.training.spec import ModelSpec
 
 
@@ -199,20 +200,32 @@ def evaluate_run(
     *,
     precision: str,
     selected_val_dice: float,
+    reporter: Reporter | None = None,
+    phase: str = "evaluation",
 ) -> dict[str, Any]:
     """Score the selected model at native resolution on validation (and test) images.
 
     Writes ``val_per_image.csv``, ``test_per_image.csv`` and ``pred/``; returns the summary keys ``val``,
     ``scoring``, ``test_dice``, ``test_jaccard`` (and ``test``). Scored exactly as the epochs were (see
     training/evaluate.py): no TTA, the Trainer's precision, memory format and validation batch size; so
-    ``val["dice"]`` is the selected epoch's validation Dice.
+    ``val["dice"]`` is the selected epoch's validation Dice. ``reporter`` shows it as the phase ``phase``.
     """
     d = cfg.data
+    reporter = reporter or Reporter()
+    total, done = len(val_records) + len(test_records), 0
+    reporter.start(phase, total, "image")
+
+    def on_images(n: int) -> None:
+        nonlocal done
+        done += n
+        reporter.update(done, f"{done}/{total} images")
+
     same_as_epochs: dict[str, Any] = {
         "batch_size": d.batch_size,
         "tta": False,
         "precision": precision,
         "channels_last": cfg.train.channels_last,
+        "on_images": on_images,
     }
     val_rows = evaluate_records(
         model, meta, val_records, d.mat_variable, pred_dir=run_dir / "pred" / "val", **same_as_epochs
@@ -236,4 +249,5 @@ def evaluate_run(
         out["test_dice"] = test_stats["dice"]
         out["test_jaccard"] = test_stats["jaccard"]
     write_pred_index(run_dir / "pred", [r.id for r in (*val_records, *test_records)])
+    reporter.finish()
     return out
