@@ -19,9 +19,11 @@ from teachseg.cli._logs import LogConsole
 COMMAND_ORDER = (
     "demo",
     "data",
+    "pretrain",
     "train",
     "selftrain",
     "experiment",
+    "suggest",
     "report",
     "predict",
     "view",
