@@ -117,7 +117,7 @@ def test_read_only_output_mid_cohort_stops(tmp_path, slide_path, monkeypatch):
 
 def test_unreadable_input_still_only_skips_that_slide(tmp_path, slide_path):
     """An input's own permission problem is not the output folder's: the others go on."""
-    from teachseg.inference.run import is_output_problem
+    from teachseg.inference.stops import is_output_problem
 
     out = tmp_path / "out"
     out.mkdir()

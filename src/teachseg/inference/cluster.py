@@ -17,7 +17,7 @@ slide whose worker died on every try is a ``failures.csv`` row and the driver re
 hidden work folder, any output renamed into place). An error raised while predicting a slide (an
 unreadable file) is not retried: it is a ``failures.csv`` row, its outputs removed, as in the
 single-process run. A full or read-only output folder stops the run as there
-(:func:`~teachseg.inference.run.output_stop`): the other tasks are cancelled, the slides that finished are
+(:func:`~teachseg.inference.stops.output_stop`): the other tasks are cancelled, the slides that finished are
 kept in ``cohort.csv``, what the failed and cancelled slides wrote is removed, and one line names the folder
 and the fix. Slides, model folder and output folder must be on storage every node sees.
 """
@@ -257,13 +257,12 @@ def predict_paths_ray(
     from teachseg.inference.run import (
         claim_folder,
         end_cohort,
-        is_output_problem,
-        output_stop,
         plan_cohort,
         record_failure,
         record_result,
         reuse_finished,
     )
+    from teachseg.inference.stops import is_output_problem, output_stop
 
     ray = import_ray()
     progress = progress or NoProgress()
@@ -353,7 +352,8 @@ def _settle_cancelled(
     those that finished in the meantime (``cohort.csv``; an unreadable slide gets its ``failures.csv`` row)
     and remove what the others wrote (hidden work folders, outputs half replaced), as the single-process run
     leaves no partial slide behind."""
-    from teachseg.inference.run import is_output_problem, record_failure, record_result
+    from teachseg.inference.run import record_failure, record_result
+    from teachseg.inference.stops import is_output_problem
 
     _cancel(ray, pending)
     refs = list(pending)
