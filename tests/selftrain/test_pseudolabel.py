@@ -200,6 +200,8 @@ def test_labels_keep_the_teachers_uncertainty(tmp_path: Path) -> None:
         label = np.asarray(Image.open(out / manifest["images"][0]["file"])).astype(int)
         assert label[:, :14].min() > 240 and label[:, 46:].max() < 15
         assert 100 < label[:, 26:34].mean() < 156 and label[:, 26:34].min() > 100
+
+
 def test_labels_are_a_phase_of_their_generation(tmp_path: Path) -> None:
     from tests.training.test_progress import Recorder
 
