@@ -46,7 +46,9 @@ def train(
     if not child:
         console.print(
             f"[bold]teachseg train[/] {spec.name} seed {cfg.seed}: "
-            f"{len(s.train)} train, {len(s.val)} val, {len(s.test)} test images -> {run_dir}",
+            f"{len(s.train)} train, {len(s.val)} val, {len(s.test)} test"
+            + (f", {len(s.select)} selection" if s.select else "")
+            + f" images -> {run_dir}",
             highlight=False,
         )
     summary = train_model(
@@ -56,6 +58,7 @@ def train(
         data.val,
         data.test,
         spec=spec,
+        select_records=data.select,
         resume=resume or child,
         console=None if child else console,
     )

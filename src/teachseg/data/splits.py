@@ -8,9 +8,12 @@ Rules:
   manifests that ``teachseg tile`` writes, see :func:`~teachseg.data.grouping.tile_slides`), or the
   sample alone; images with the same content (``same_content``, from :mod:`teachseg.data.duplicates`)
   then join one group (``duplicates="group"``), or all but one of them are left out (``"drop"``);
-* groups also bind the unlabelled pool: an unlabelled image whose group has a validation or test image (a
-  tile of a validation slide, a copy of a test image) is never pseudo-labelled; it is listed in
+* groups also bind the unlabelled pool: an unlabelled image whose group has a validation, test or selection
+  image (a tile of a validation slide, a copy of a test image) is never pseudo-labelled; it is listed in
   ``unlabelled_excluded``;
+* ``select_fraction > 0`` holds out a selection split, drawn from what val/test left like val (by class, whole
+  groups, its own seeded draw, so val/test do not change): the images that choose between methods, which no
+  decision inside a run reads;
 * val and test are drawn per class in proportion to its size (largest-remainder rounding); every class
   with at least two images gets a val image when ``val_fraction > 0``, and train always keeps at least
   one group of each class that has two or more;
@@ -18,7 +21,8 @@ Rules:
   one), stratified by class; the others become unlabelled and are listed in ``label_dropped``.
 
 The random draws for val/test come first and only depend on the labelled samples, so the same seed gives
-the same val/test set whatever ``label_fraction`` is or how many unlabelled images are added.
+the same val/test set whatever ``label_fraction`` or ``select_fraction`` is or how many unlabelled images are
+added.
 
 How val/test are drawn and labels dropped: :mod:`teachseg.data.stratify`; how groups are formed:
 :mod:`teachseg.data.grouping`; the :class:`~teachseg.data.split_record.Split` record and its ``split.json``:
@@ -32,7 +36,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from teachseg.data.grouping import build_groups, duplicates_to_drop, group_key, groups_of
+from teachseg.data.grouping import Group, build_groups, duplicates_to_drop, group_key, groups_of
 from teachseg.data.records import Sample
 from teachseg.data.split_record import Split
 from teachseg.data.stratify import assign_groups, drop_labels
@@ -52,6 +56,7 @@ def make_split(
     slides: Mapping[str, str] | None = None,
     same_content: Sequence[Sequence[str]] = (),
     duplicates: str = "group",
+    select_fraction: float = 0.0,
 ) -> Split:
     """Split ``samples`` into train/val/test/unlabelled (see the module docstring for the rules).
 
@@ -70,6 +75,7 @@ def make_split(
         duplicates: ``"group"`` (each set joins one group), ``"drop"`` (keep one image of each set: the
             first labelled one by id, else the first; the others are left out and listed in
             ``duplicates_dropped``) or ``"off"`` (``same_content`` ignored).
+        select_fraction: share of the labelled images held out to choose between methods (0: none).
 
     Example:
         >>> split = make_split(discover(root).samples, seed=0, val_fraction=0.1, label_fraction=0.25)
@@ -79,6 +85,7 @@ def make_split(
         ConfigError: a fraction out of range, an invalid ``group_regex`` or an unknown ``duplicates``.
     """
     _check_fractions(val_fraction, test_fraction, label_fraction)
+    _check_select(select_fraction, val_fraction + test_fraction)
     pattern = _compile(group_regex)
     if duplicates not in DUPLICATE_MODES:
         raise ConfigError(
@@ -97,10 +104,11 @@ def make_split(
 
     groups = groups_of(labelled, keys)
     train_groups, val, test = assign_groups(groups, val_fraction, test_fraction, rng)
+    train_groups, select = _draw_select(train_groups, select_fraction, len(labelled), seed)
     train_samples = [s for g in train_groups for s in g.samples]
     kept, dropped = drop_labels(train_samples, label_fraction, rng)
 
-    held_out = {keys[i] for i in (*val, *test)}
+    held_out = {keys[i] for i in (*val, *test, *select)}
     excluded = [s.id for s in ordered if not s.labelled and keys[s.id] in held_out]
     unlabelled = [s.id for s in ordered if not s.labelled and keys[s.id] not in held_out]
 
@@ -130,7 +138,23 @@ def make_split(
         duplicates=duplicates,
         duplicates_dropped=sorted(dropped_dups),
         unlabelled_excluded=sorted(excluded),
+        select=sorted(select),
+        select_fraction=float(select_fraction),
     )
+
+
+def _draw_select(
+    train_groups: list[Group], select_fraction: float, n_labelled: int, seed: int
+) -> tuple[list[Group], list[str]]:
+    """Move ``round(select_fraction * n_labelled)`` images' worth of whole groups from train to the selection
+    split, by class as val is drawn, with a draw of its own (so val and test are those of ``select_fraction`` 0)."""
+    n_train = sum(len(g) for g in train_groups)
+    if select_fraction <= 0 or n_train == 0:
+        return train_groups, []
+    rng = np.random.default_rng([seed, 0x5E1EC7])
+    share = min(select_fraction * n_labelled / n_train, 0.9)
+    train_groups, select, _ = assign_groups(train_groups, share, 0.0, rng)
+    return train_groups, select
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -151,6 +175,14 @@ def _check_fractions(val_fraction: float, test_fraction: float, label_fraction: 
     if not 0.0 < label_fraction <= 1.0:
         raise ConfigError(
             f"data.label_fraction = {label_fraction} is out of range", fix="use a value in (0, 1]"
+        )
+
+
+def _check_select(select_fraction: float, held_out: float) -> None:
+    if not 0.0 <= select_fraction < 1.0 or select_fraction + held_out >= 1.0:
+        raise ConfigError(
+            f"data.select_fraction = {select_fraction} is out of range (val + test take {held_out:g})",
+            fix="use a value in [0, 1) that leaves training images, e.g. 0.1",
         )
 
 
