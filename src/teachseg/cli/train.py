@@ -89,6 +89,18 @@ def _print_summary(data: dict, run_dir: Path) -> None:
         f(summary.images_per_second),
     )
     out.print(table)
+    stop = summary.stop or {}
+    if summary.steps is not None and stop.get("stopped_by"):
+        why = {
+            "patience": "validation Dice stopped improving",
+            "max_steps": "the step cap (train.converge.max_steps) was reached",
+            "epochs": "train.epochs were done",
+        }
+        out.print(
+            f"stopped after {summary.steps} optimiser steps: {why.get(stop['stopped_by'], stop['stopped_by'])} "
+            f"(best at step {summary.best_step})",
+            highlight=False,
+        )
     out.print(f"model: {run_dir / 'model'}\nsummary: {run_dir / 'summary.json'}", highlight=False)
 
 

@@ -5,10 +5,10 @@
 Trainer, atomic checkpoints and the per-epoch ``metrics.csv``.
 
 A run folder holds: ``config.yaml``, ``split.json`` (written by the caller), ``metrics.csv`` (one row per
-validation, with its epoch and optimiser step), ``checkpoints/`` (``best.ckpt`` on validation Dice, ``last.ckpt``; written atomically), ``model/``
-(the best epoch's weights as an smp model folder), ``val_per_image.csv`` / ``test_per_image.csv`` /
-``select_per_image.csv``,
-``pred/`` (probability and ground-truth PNGs for the report) and ``summary.json``.
+validation, with its epoch and optimiser step), ``checkpoints/`` (``best.ckpt`` on validation Dice,
+``last.ckpt``; written atomically), ``model/`` (the best epoch's weights as an smp model folder),
+``val_per_image.csv`` / ``test_per_image.csv`` / ``select_per_image.csv``, ``pred/`` (probability and
+ground-truth PNGs for the report) and ``summary.json``.
 """
 
 from __future__ import annotations
