@@ -59,6 +59,7 @@ def train_one(args: argparse.Namespace, root: Path, tag: str, precision: str, se
             },
             "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
             "train": {
+                "stop": "epochs",  # every precision trains the same number of epochs
                 "epochs": args.epochs,
                 "precision": precision,
                 "accelerator": "cpu",

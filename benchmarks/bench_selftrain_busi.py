@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                 else (args.workers if args.workers is not None else min(2, os.cpu_count() or 1)),
             },
             "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
-            "train": {"epochs": epochs, "lr": 1e-3, "progress_bar": False},
+            # fixed epochs: the protocol its ledger was recorded with (before train.stop: converge)
+            "train": {"stop": "epochs", "epochs": epochs, "lr": 1e-3, "progress_bar": False},
             "selftrain": {
                 "max_generations": 1,
                 "tta": True,

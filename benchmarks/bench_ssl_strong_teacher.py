@@ -82,6 +82,8 @@ def run_config(seed: int, teacher: Path, out: Path, data: Path, max_generations:
     raw["data"]["root"] = str(data)
     raw["selftrain"]["teacher_model"] = str(teacher)
     raw["selftrain"]["max_generations"] = max_generations
+    # the ledger's configs predate train.stop: they trained fixed epochs, and so must these Students
+    raw["train"].setdefault("stop", "epochs")
     raw.pop("experiment", None)
     return raw
 

@@ -297,6 +297,7 @@ def run(args: argparse.Namespace) -> tuple[float, float]:
             "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
             "train": {
                 "accelerator": "gpu" if device == "cuda" else "cpu",
+                "stop": "epochs",  # a throughput measurement: one epoch of `total` batches
                 "epochs": 1,
                 "limit_train_batches": total,
                 "progress_bar": False,

@@ -28,13 +28,21 @@ if "TEACHSEG_CACHE_DIR" not in os.environ:
     os.environ["TEACHSEG_CACHE_DIR"] = tempfile.mkdtemp(prefix="teachseg-test-cache-")
     atexit.register(shutil.rmtree, os.environ["TEACHSEG_CACHE_DIR"], ignore_errors=True)
 
-#: The smallest config that trains: 64x64, linknet + resnet18, batch 4, no workers, fp32 for speed.
+#: The smallest config that trains: 64x64, linknet + resnet18, batch 4, no workers, fp32 for speed; a fixed
+#: number of epochs (``train.stop: epochs``), so that a test states how long it trains (the tests of
+#: ``train.stop: converge`` set it themselves).
 TINY: dict[str, Any] = {
     "name": "tiny",
     "seed": 0,
     "data": {"image_size": 64, "val_fraction": 0.25, "batch_size": 4, "num_workers": 0},
     "model": {"arch": "linknet", "encoder": "resnet18"},
-    "train": {"epochs": 1, "progress_bar": False, "precision": "32-true", "accelerator": "cpu"},
+    "train": {
+        "stop": "epochs",
+        "epochs": 1,
+        "progress_bar": False,
+        "precision": "32-true",
+        "accelerator": "cpu",
+    },
 }
 
 

@@ -47,7 +47,8 @@ def test_the_config_is_the_benchmarks_own_run_with_the_long_supervised_model_as_
     assert raw["data"] == {"root": "/data/busi", "label_fraction": 0.25, "image_size": 128}
     assert raw["output_dir"] == str(tmp_path / "out") and "experiment" not in raw
     # everything that decides the split and the training is the benchmark run's own
-    assert raw["seed"] == 42 and raw["train"] == {"epochs": 40}
+    # (a ledger config without train.stop trained fixed epochs: the Students must too, not converge)
+    assert raw["seed"] == 42 and raw["train"] == {"epochs": 40, "stop": "epochs"}
     with pytest.raises(SystemExit):
         bench.run_config(84, Path("/m"), tmp_path, Path("/d"), 1)
 

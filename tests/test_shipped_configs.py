@@ -25,7 +25,7 @@ def test_paper_is_the_study_protocol() -> None:
     cfg = load_config(CONFIGS / "paper.yaml")
     assert cfg.experiment.archs == ["linknet", "fpn"]
     assert cfg.experiment.seeds == [21, 42, 84]
-    assert cfg.train.epochs == 100
+    assert cfg.train.epochs == 100 and cfg.train.stop == "epochs"
     assert cfg.data.val_fraction == 0.05
     assert cfg.model.encoder_weights == "imagenet"
     assert cfg.loss.bce_weight == cfg.loss.dice_weight == 1.0
@@ -43,3 +43,10 @@ def test_ssl_busi_compares_every_method_on_one_grid() -> None:
     assert len(runs) == (4 * 3 + 1) * 3
     quick = load_config(CONFIGS / "ssl-busi-quick.yaml")
     assert quick.experiment.seeds == [21] and quick.experiment.label_fractions == [0.25, 1.0]
+
+
+def test_ssl_busi_converges_and_chooses_on_a_selection_split() -> None:
+    for name in ("ssl-busi.yaml", "ssl-busi-quick.yaml"):
+        cfg = load_config(CONFIGS / name)
+        assert cfg.train.stop == "converge" and cfg.train.schedule == "plateau", name
+        assert cfg.data.select_fraction == 0.1 and cfg.selftrain.online.modality == "auto", name

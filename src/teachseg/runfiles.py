@@ -215,7 +215,18 @@ class TrainSummary(RunFile):
     test: SplitScores | None = None
     test_dice: Number | None = None
     test_jaccard: Number | None = None
+    # the selection images (data.select_fraction): scored once at the end, read by no decision of the run
+    select: SplitScores | None = None
+    select_dice: Number | None = None
+    select_jaccard: Number | None = None
     scoring: dict[str, Any] | None = None
+    # how long it trained and why it stopped (train.stop): optimiser steps, the best validation's step, and
+    # {"rule": "converge" | "epochs", "stopped_by": "patience" | "max_steps" | "epochs", settings ...}
+    steps: int | None = None
+    best_step: int | None = None
+    stop: dict[str, Any] | None = None
+    # the training augmentation: "weak", "weak+noisy-student", "weak+strong:<modality>"
+    augmentation: str | None = None
     # set for the Students of a self-training run
     generation: int | None = None
     teacher: str | None = None
@@ -249,6 +260,8 @@ class GenerationEntry(BaseModel):
     decision: str | None = None
     accepted: bool | None = None
     gain: Number | None = None
+    steps: int | None = None
+    best_step: int | None = None
 
     @classmethod
     def of(
@@ -272,6 +285,8 @@ class GenerationEntry(BaseModel):
             wall_seconds=summary.wall_seconds,
             run_dir=run_dir,
             **{k: getattr(summary, k) for k in keys},
+            # only where the summary has them (summaries written before steps were recorded do not)
+            **{k: getattr(summary, k) for k in ("steps", "best_step") if getattr(summary, k) is not None},
             **more,
         )
 
@@ -321,6 +336,12 @@ class SelftrainSummary(RunFile):
     n_labelled: int = 0
     n_unlabelled: int = 0
     wall_seconds: Number | None = None
+    # optimiser steps of every model the run trained (a Teacher and its Students), and how many models its
+    # validation Dice was the best of (1 + Students for teacher_student, else 1)
+    total_steps: int | None = None
+    models_compared: int | None = None
+    # the dataset's modality (split.json), which decides the strong augmentation of every arm and seed
+    modality: str | None = None
     # ``method`` (teacher_student, mean_teacher, fixmatch, supervised) is an extra key: 0.1 files lack it
 
 

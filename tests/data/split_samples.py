@@ -27,8 +27,8 @@ def class_samples(
 
 
 def all_ids(split: Split) -> list[str]:
-    """Every id a split places: train, val, test and unlabelled."""
-    return [*split.train, *split.val, *split.test, *split.unlabelled]
+    """Every id a split places: train, val, test, selection and unlabelled."""
+    return [*split.train, *split.val, *split.test, *split.select, *split.unlabelled]
 
 
 def tile_samples(slides: dict[str, int], n_unlabelled: int = 3, stride: int = 128) -> list[Sample]:

@@ -46,7 +46,13 @@ def test_method_writes_a_one_generation_run_folder(synth_data, tmp_path, method,
         synth_data,
         tmp_path,
         selftrain__method=method,
-        data={**TINY["data"], "root": str(synth_data), "test_fraction": 0.2, "label_fraction": 0.5},
+        data={
+            **TINY["data"],
+            "root": str(synth_data),
+            "test_fraction": 0.2,
+            "label_fraction": 0.5,
+            "select_fraction": 0.15,
+        },
     )
     cfg.selftrain.online.confidence = 0.9
     cfg.selftrain.online.epoch_over = epoch_over  # type: ignore[assignment]
@@ -61,6 +67,14 @@ def test_method_writes_a_one_generation_run_folder(synth_data, tmp_path, method,
     assert gen.role == method and gen.run_dir == "gen0"
     gen0 = TrainSummary.read(run / "gen0" / "summary.json")
     assert gen0.test_dice is not None and gen0.val_dice is not None
+    # the selection images are scored, and the run records its steps, looks and the dataset's modality
+    split = yaml.safe_load((run / "split.json").read_text())
+    assert len(split["select"]) == 2 and gen0.select is not None and gen0.select.n == 2
+    assert gen0.select_dice is not None and (run / "gen0" / "select_per_image.csv").is_file()
+    assert split["modality"] == typed.modality == "he"  # the synthetic tiles are H&E colour
+    assert typed.total_steps == gen0.steps and gen0.steps and typed.models_compared == 1
+    assert gen0.stop == {"rule": "epochs", "stopped_by": "epochs", "epochs": cfg.train.epochs}
+    assert gen0.augmentation == ("weak+strong:he" if method == "fixmatch" else "weak")
     with open(run / "gen0" / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == cfg.train.epochs
@@ -126,6 +140,37 @@ def test_experiment_grid_of_methods_and_label_fractions(synth_data, tmp_path):
         assert held_out.setdefault(r["seed"], vt) == vt
     for seed in (1, 2):
         assert seen[(seed, 0.25)] <= seen[(seed, 0.5)] <= seen[(seed, 1.0)]
+
+
+def test_the_supervised_runs_of_a_grid_may_train_as_long_as_its_longest_arm(tmp_path):
+    grid = {"archs": ["linknet"], "seeds": [1], "label_fractions": [0.25, 1]}
+    converge = {**TINY["train"], "stop": "converge", "converge": {"max_steps": 500}}
+
+    def caps(methods: list[str], train: dict) -> dict[tuple[str, float], int]:
+        cfg = _cfg(
+            tmp_path,
+            tmp_path,
+            train=train,
+            selftrain={"max_generations": 3},
+            experiment={**grid, "methods": methods},
+        )
+        return {
+            (r["method"], r["label_fraction"]): run_config(cfg, r).train.converge.max_steps
+            for r in plan(cfg, has_own_unlabelled=False)
+        }
+
+    # teacher_student trains a Teacher and up to 3 Students of at most 500 steps each: the baseline and the
+    # ceiling may take 2000
+    assert caps(["supervised", "teacher_student", "fixmatch"], converge) == {
+        ("supervised", 0.25): 2000,
+        ("supervised", 1.0): 2000,
+        ("teacher_student", 0.25): 500,
+        ("fixmatch", 0.25): 500,
+    }
+    # the online methods train one model
+    assert caps(["supervised", "fixmatch"], converge)[("supervised", 0.25)] == 500
+    # a grid of fixed epochs has no cap to raise
+    assert set(caps(["supervised", "teacher_student"], TINY["train"]).values()) == {20000}
 
 
 def _epochs_written(run_dir: Path) -> int:

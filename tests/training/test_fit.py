@@ -51,8 +51,11 @@ def test_run_folder_is_complete(tiny_run: Path) -> None:
 
 def test_metrics_csv_has_one_row_per_epoch(tiny_run: Path) -> None:
     rows = _metrics(tiny_run)
-    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_dice", "val_jaccard"]
+    assert list(rows[0]) == ["epoch", "step", "train_loss", "val_loss", "val_dice", "val_jaccard", "lr"]
     assert [int(r["epoch"]) for r in rows] == [1, 2]
+    # 12 training images in batches of 4: 3 optimiser steps an epoch; the cosine schedule lowers the rate
+    assert [int(r["step"]) for r in rows] == [3, 6]
+    assert float(rows[0]["lr"]) == pytest.approx(1e-3) and float(rows[1]["lr"]) < 1e-3
     for r in rows:
         assert float(r["train_loss"]) > 0 and float(r["val_loss"]) > 0
         assert 0 <= float(r["val_jaccard"]) <= float(r["val_dice"]) <= 1
@@ -68,6 +71,8 @@ def test_summary_and_best_epoch(tiny_run: Path) -> None:
     dices = [float(r["val_dice"]) for r in rows]
     best = max(range(len(dices)), key=dices.__getitem__)
     assert summary["best_epoch"] == int(rows[best]["epoch"])
+    assert summary["steps"] == 6 and summary["best_step"] == int(rows[best]["step"])
+    assert summary["stop"] == {"rule": "epochs", "stopped_by": "epochs", "epochs": 2}
     assert summary["val_dice"] == pytest.approx(dices[best], abs=1e-6)
     assert summary["train_loss"] == pytest.approx(float(rows[best]["train_loss"]), abs=1e-6)
     # the native-resolution evaluation of the saved model agrees with the epoch's validation Dice

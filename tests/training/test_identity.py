@@ -138,3 +138,46 @@ def test_a_run_without_a_lineage_yet_follows_the_new_cap(tmp_path: Path) -> None
     assert config_drift(run_dir, _cfg("teacher_student", max_generations=1)) == []
     write_json(run_dir / Lineage.FILE, {"schema_version": 1, "generations": "damaged"})
     assert config_drift(run_dir, _cfg("teacher_student", max_generations=5)) == []
+
+
+def _before_train_stop(run_dir: Path, cfg: Config, scheduler: str) -> None:
+    """``run_dir`` as teachseg wrote it before ``train.stop`` existed: no such key, and the schedule by name."""
+    import json
+
+    import yaml
+
+    from teachseg.training.identity import RUN_IDENTITY, config_fields
+
+    fields = {
+        k: v for k, v in config_fields(cfg).items() if not k.startswith(("train.stop", "train.converge"))
+    }
+    fields["train.scheduler"] = scheduler
+    (run_dir / RUN_IDENTITY).write_text(json.dumps({"config": fields}))
+    data = cfg.to_dict()
+    del data["train"]["stop"], data["train"]["converge"]
+    data["train"]["scheduler"] = scheduler
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize(
+    ("identity_file", "scheduler"),
+    [(True, "cosine"), (False, "cosine"), (False, "none")],
+    ids=["run_identity.json", "config.yaml only", "config.yaml, no schedule"],
+)
+def test_a_folder_from_before_train_stop_trained_for_fixed_epochs(
+    tmp_path: Path, identity_file: bool, scheduler: str
+) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    _before_train_stop(old, build_config({"data": {"root": "/data"}}, "x"), scheduler)
+    if not identity_file:
+        (old / "run_identity.json").unlink()
+    # the new default converges, which that run did not: it cannot be reused as if it had
+    changes = config_drift(old, build_config({"data": {"root": "/data"}}, "x"))
+    assert [(k, a, b) for k, a, b in changes] == [
+        ("train.scheduler", scheduler, "plateau"),
+        ("train.stop", "epochs", "converge"),
+    ]
+    # with stop: epochs it is the same run (scheduler auto means the cosine it recorded)
+    same = {"stop": "epochs"} if scheduler == "cosine" else {"stop": "epochs", "scheduler": scheduler}
+    assert config_drift(old, build_config({"data": {"root": "/data"}, "train": same}, "x")) == []

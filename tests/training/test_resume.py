@@ -81,7 +81,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(
     assert ckpt["epoch"] >= 0 and ckpt["state_dict"]
     assert yaml.safe_load((killed / "config.yaml").read_text())["train"]["epochs"] == EPOCHS
     assert read_json(killed / "split.json")["val"]
-    assert all(len(r) == 5 and None not in r.values() for r in _rows(killed))
+    assert all(len(r) == 7 and None not in r.values() for r in _rows(killed))
 
     # 3. without --resume or --overwrite the interrupted run is refused and left as it is
     before = {p: p.stat().st_mtime_ns for p in killed.rglob("*") if p.is_file()}

@@ -199,7 +199,7 @@ def demo(
                 "num_workers": 0,
             },
             "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
-            "train": {"epochs": epochs, "lr": 2e-3},
+            "train": {"stop": "epochs", "epochs": epochs, "lr": 2e-3},
             "selftrain": {"max_generations": 1},
             "experiment": {"archs": ["linknet", "fpn"], "seeds": [seed]},
         },

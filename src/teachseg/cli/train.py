@@ -52,7 +52,9 @@ def train(
     if not child:
         console.print(
             f"[bold]teachseg train[/] {spec.name} seed {cfg.seed}: "
-            f"{len(s.train)} train, {len(s.val)} val, {len(s.test)} test images -> {run_dir}",
+            f"{len(s.train)} train, {len(s.val)} val, {len(s.test)} test"
+            + (f", {len(s.select)} selection" if s.select else "")
+            + f" images -> {run_dir}",
             highlight=False,
         )
     display = CommandDisplay(
@@ -70,6 +72,7 @@ def train(
             data.val,
             data.test,
             spec=spec,
+            select_records=data.select,
             resume=resume or child,
             console=None if child else display,
             phase="Teacher",
@@ -101,6 +104,18 @@ def _print_summary(data: dict, run_dir: Path) -> None:
         f(summary.images_per_second),
     )
     out.print(table)
+    stop = summary.stop or {}
+    if summary.steps is not None and stop.get("stopped_by"):
+        why = {
+            "patience": "validation Dice stopped improving",
+            "max_steps": "the step cap (train.converge.max_steps) was reached",
+            "epochs": "train.epochs were done",
+        }
+        out.print(
+            f"stopped after {summary.steps} optimiser steps: {why.get(stop['stopped_by'], stop['stopped_by'])} "
+            f"(best at step {summary.best_step})",
+            highlight=False,
+        )
     out.print(f"model: {run_dir / 'model'}\nsummary: {run_dir / 'summary.json'}", highlight=False)
 
 

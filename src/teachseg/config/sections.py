@@ -70,6 +70,13 @@ class DataConfig(_Section):
     )
     val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    select_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the labelled images held out to choose between methods (0: none); drawn like "
+        "val/test, scored by every run, read by no decision inside a run",
+    )
     group_regex: str | None = Field(
         None,
         description="regex on the file name; its first group (or whole match) keeps a patient/slide together",
@@ -116,8 +123,10 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _fractions(self) -> DataConfig:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError("val_fraction + test_fraction must leave at least 10% of images for training")
+        if self.val_fraction + self.test_fraction + self.select_fraction >= 0.9:
+            raise ValueError(
+                "val_fraction + test_fraction + select_fraction must leave at least 10% of images for training"
+            )
         return self
 
 
@@ -155,13 +164,63 @@ class LossConfig(_Section):
         return self
 
 
-class TrainConfig(_Section):
-    """Optimiser, schedule and the Lightning Trainer's settings."""
+class ConvergeConfig(_Section):
+    """When ``train.stop: converge`` ends a training run: validation Dice has stopped improving.
 
-    epochs: int = Field(30, ge=1)
+    Validation runs every ``eval_every_steps`` optimiser steps (rounded up to whole epochs, so every checkpoint
+    is at an epoch boundary and a resumed run repeats the uninterrupted one), so ``patience`` means the same
+    compute at every label fraction. The learning rate is halved (``lr_factor``) after ``lr_patience``
+    evaluations without a gain, down to 1% of ``train.lr``; ``max_steps`` only guards against a run that never
+    settles (``teachseg experiment`` raises it for ``supervised``, see the README).
+    """
+
+    patience: int = Field(10, ge=1, description="evaluations without a validation Dice gain of min_delta")
+    min_delta: float = Field(0.001, ge=0.0, description="the validation Dice gain that counts as improving")
+    eval_every_steps: int = Field(
+        100, ge=1, description="optimiser steps between validations (rounded up to whole epochs)"
+    )
+    max_steps: int = Field(20000, ge=1, description="cap on one model's optimiser steps")
+    lr_patience: int | None = Field(
+        None,
+        ge=1,
+        description="evaluations without a gain before the learning rate is multiplied by lr_factor "
+        "(default: a third of patience, at least 1)",
+    )
+    lr_factor: float = Field(
+        0.5, gt=0.0, le=1.0, description="learning-rate decay on a plateau (1: constant)"
+    )
+
+    @model_validator(mode="after")
+    def _decay_before_stop(self) -> ConvergeConfig:
+        if self.lr_factor < 1.0 and self.lr_patience is not None and self.lr_patience >= self.patience:
+            raise ValueError(
+                f"train.converge.lr_patience ({self.lr_patience}) must be below patience ({self.patience}): "
+                "otherwise training stops before the learning rate is ever lowered"
+            )
+        return self
+
+    @property
+    def plateau_patience(self) -> int:
+        """Evaluations without a gain before the learning rate decays (``lr_patience`` resolved)."""
+        return self.lr_patience if self.lr_patience is not None else max(1, self.patience // 3)
+
+
+class TrainConfig(_Section):
+    """Optimiser, schedule, when to stop, and the Lightning Trainer's settings."""
+
+    stop: Literal["converge", "epochs"] = Field(
+        "converge",
+        description="converge: until validation Dice stops improving (train.converge); epochs: train.epochs",
+    )
+    converge: ConvergeConfig = Field(default_factory=ConvergeConfig)
+    epochs: int = Field(30, ge=1, description="the length of a run with stop: epochs (unused by converge)")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    scheduler: Literal["cosine", "none"] = "cosine"
+    scheduler: Literal["auto", "cosine", "plateau", "none"] = Field(
+        "auto",
+        description="auto: plateau with stop: converge, cosine over train.epochs with stop: epochs; plateau: "
+        "the train.converge.lr_* rule at every validation",
+    )
     precision: PrecisionSetting = Field(
         "auto",
         description="auto, fp32, bf16 or fp16 (or Lightning's 32-true, bf16-mixed, 16-mixed), for training, "
@@ -180,6 +239,22 @@ class TrainConfig(_Section):
         True,
         description="the command's live bars on a terminal (false: whole lines only, like --no-progress)",
     )
+
+    @model_validator(mode="after")
+    def _schedule_fits_stop(self) -> TrainConfig:
+        if self.stop == "converge" and self.scheduler == "cosine":
+            raise ValueError(
+                "train.scheduler cosine needs a known length, but train.stop is converge (the run ends when "
+                "validation Dice stops improving); use scheduler auto/plateau, or stop: epochs"
+            )
+        return self
+
+    @property
+    def schedule(self) -> str:
+        """The learning-rate schedule in effect: ``scheduler`` with ``auto`` resolved."""
+        if self.scheduler != "auto":
+            return self.scheduler
+        return "plateau" if self.stop == "converge" else "cosine"
 
 
 class ConfidenceConfig(_Section):
@@ -201,7 +276,7 @@ class StudentConfig(_Section):
     encoder: EncoderName | None = None
     encoder_weights: str | None = None
     init_from_teacher: bool = False
-    epochs: int | None = Field(None, description="defaults to train.epochs")
+    epochs: int | None = Field(None, description="defaults to train.epochs (train.stop: epochs only)")
     strong_augment: bool = Field(True, description="Noisy Student: stronger colour and crop noise")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
@@ -235,7 +310,9 @@ class OnlineConfig(_Section):
     two_strong: bool = Field(False, description="fixmatch: UniMatch's second strong view")
     strength: float = Field(1.0, ge=0.0, le=3.0, description="scale of the strong photometric augmentation")
     modality: Literal["auto", "ultrasound", "he", "generic"] = Field(
-        "auto", description="strong augmentation flavour; auto: ultrasound for grey images, else he"
+        "auto",
+        description="strong augmentation flavour; auto: decided once per dataset from all its images "
+        "(ultrasound when most are grey, else he), recorded in split.json",
     )
     unlabelled_batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
     epoch_over: Literal["labelled", "unlabelled"] = Field(

@@ -5,4 +5,5 @@
 #   imageio (images), masks, matfile (.mat masks), limits (pixel limit before decoding)
 #   duplicates (fingerprints), duplicate_report (the `data check` section)
 #   splits (entry point) -> grouping, stratify, split_record (split.json)
+#   modality (grey ultrasound or colour H&E, once per dataset: the strong augmentation's flavour)
 #   datasets, transforms (what training reads), synth (the synthetic demo set)

@@ -1,5 +1,5 @@
-"""The :class:`Split` record: which image ids train, validate, test or serve as unlabelled data, saved as
-``split.json`` beside each run."""
+"""The :class:`Split` record: which image ids train, validate, test, choose between methods or serve as
+unlabelled data, saved as ``split.json`` beside each run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ SPLIT_FORMAT = 1
 
 @dataclass
 class Split:
-    """Which image ids train, validate, test, or serve as unlabelled data."""
+    """Which image ids train, validate, test, choose between methods (``select``), or serve as unlabelled data.
+
+    ``modality`` is the dataset's (``ultrasound`` or ``he``, :func:`teachseg.data.modality.dataset_modality`),
+    decided from all its images, so the same for every seed; None in files written before it was recorded.
+    """
 
     train: list[str]
     val: list[str]
@@ -32,6 +36,9 @@ class Split:
     duplicates: str = "off"
     duplicates_dropped: list[str] = field(default_factory=list)
     unlabelled_excluded: list[str] = field(default_factory=list)
+    select: list[str] = field(default_factory=list)
+    select_fraction: float = 0.0
+    modality: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The split as a JSON-ready dict, with its format number and the count of excluded images."""
@@ -68,6 +75,9 @@ class Split:
             duplicates=str(data.get("duplicates", "off")),
             duplicates_dropped=[str(x) for x in data.get("duplicates_dropped", [])],
             unlabelled_excluded=[str(x) for x in data.get("unlabelled_excluded", [])],
+            select=[str(x) for x in data.get("select", [])],
+            select_fraction=float(data.get("select_fraction", 0.0)),
+            modality=str(data["modality"]) if data.get("modality") else None,
         )
 
     def save(self, path: Path) -> None:
@@ -103,5 +113,5 @@ class Split:
 
     @property
     def labelled(self) -> list[str]:
-        """Every id with a mask used for training or evaluation (train + val + test)."""
-        return [*self.train, *self.val, *self.test]
+        """Every id with a mask used for training or evaluation (train + val + test + select)."""
+        return [*self.train, *self.val, *self.test, *self.select]

@@ -11,9 +11,12 @@ Rules:
   are left out (``"drop"``);
 * unlabelled images never merge two groups of labelled images, nor decide which duplicate is kept, so
   adding unlabelled images never moves a labelled one. They bind the unlabelled pool instead: an
-  unlabelled image tied to a validation or test group (a tile of a validation slide, a copy of a test
-  image, or a copy of a training image and of a test one) is never pseudo-labelled; it is listed in
+  unlabelled image tied to a validation, test or selection group (a tile of a validation slide, a copy of a
+  test image, or a copy of a training image and of a test one) is never pseudo-labelled; it is listed in
   ``unlabelled_excluded``;
+* ``select_fraction > 0`` holds out a selection split, drawn from what val/test left like val (by class, whole
+  groups, its own seeded draw, so val/test do not change): the images that choose between methods, which no
+  decision inside a run reads;
 * val and test are drawn per class in proportion to its size (largest-remainder rounding); every class
   with at least two images gets a val image when ``val_fraction > 0``, and train always keeps at least
   one group of each class that has two or more;
@@ -23,7 +26,8 @@ Rules:
   kept it.
 
 The random draws for val/test come first and only depend on the labelled samples, so the same seed gives
-the same val/test set whatever ``label_fraction`` is or how many unlabelled images are added.
+the same val/test set whatever ``label_fraction`` or ``select_fraction`` is or how many unlabelled images are
+added.
 
 How val/test are drawn and labels dropped: :mod:`teachseg.data.stratify`; how groups are formed:
 :mod:`teachseg.data.grouping`; the :class:`~teachseg.data.split_record.Split` record and its ``split.json``:
@@ -37,7 +41,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from teachseg.data.grouping import build_groups, duplicates_to_drop, group_key, groups_of
+from teachseg.data.grouping import Group, build_groups, duplicates_to_drop, group_key, groups_of
 from teachseg.data.records import Sample
 from teachseg.data.split_record import Split
 from teachseg.data.stratify import assign_groups, drop_labels
@@ -57,6 +61,7 @@ def make_split(
     slides: Mapping[str, str] | None = None,
     same_content: Sequence[Sequence[str]] = (),
     duplicates: str = "group",
+    select_fraction: float = 0.0,
 ) -> Split:
     """Split ``samples`` into train/val/test/unlabelled (see the module docstring for the rules).
 
@@ -78,6 +83,7 @@ def make_split(
             first by id of each set of tied labelled images, no unlabelled image tied to a labelled one, and
             one of each set of unlabelled images; the others are left out and listed in
             ``duplicates_dropped``) or ``"off"`` (``same_content`` ignored).
+        select_fraction: share of the labelled images held out to choose between methods (0: none).
 
     Example:
         >>> split = make_split(discover(root).samples, seed=0, val_fraction=0.1, label_fraction=0.25)
@@ -87,6 +93,7 @@ def make_split(
         ConfigError: a fraction out of range, an invalid ``group_regex`` or an unknown ``duplicates``.
     """
     _check_fractions(val_fraction, test_fraction, label_fraction)
+    _check_select(select_fraction, val_fraction + test_fraction)
     pattern = _compile(group_regex)
     if duplicates not in DUPLICATE_MODES:
         raise ConfigError(
@@ -106,9 +113,10 @@ def make_split(
 
     groups = groups_of(labelled, keys)
     train_groups, val, test = assign_groups(groups, val_fraction, test_fraction, rng)
+    train_groups, select = _draw_select(train_groups, select_fraction, len(labelled), seed)
     kept, dropped = drop_labels(train_groups, label_fraction, rng)
 
-    held_out = {keys[i] for i in (*val, *test)}
+    held_out = {keys[i] for i in (*val, *test, *select)}
     excluded = [i for i, reach in grouping.reaches.items() if reach & held_out]
     unlabelled = [i for i, reach in grouping.reaches.items() if not reach & held_out]
 
@@ -138,7 +146,23 @@ def make_split(
         duplicates=duplicates,
         duplicates_dropped=sorted(dropped_dups),
         unlabelled_excluded=sorted(excluded),
+        select=sorted(select),
+        select_fraction=float(select_fraction),
     )
+
+
+def _draw_select(
+    train_groups: list[Group], select_fraction: float, n_labelled: int, seed: int
+) -> tuple[list[Group], list[str]]:
+    """Move ``round(select_fraction * n_labelled)`` images' worth of whole groups from train to the selection
+    split, by class as val is drawn, with a draw of its own (so val and test are those of ``select_fraction`` 0)."""
+    n_train = sum(len(g) for g in train_groups)
+    if select_fraction <= 0 or n_train == 0:
+        return train_groups, []
+    rng = np.random.default_rng([seed, 0x5E1EC7])
+    share = min(select_fraction * n_labelled / n_train, 0.9)
+    train_groups, select, _ = assign_groups(train_groups, share, 0.0, rng)
+    return train_groups, select
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -159,6 +183,14 @@ def _check_fractions(val_fraction: float, test_fraction: float, label_fraction: 
     if not 0.0 < label_fraction <= 1.0:
         raise ConfigError(
             f"data.label_fraction = {label_fraction} is out of range", fix="use a value in (0, 1]"
+        )
+
+
+def _check_select(select_fraction: float, held_out: float) -> None:
+    if not 0.0 <= select_fraction < 1.0 or select_fraction + held_out >= 1.0:
+        raise ConfigError(
+            f"data.select_fraction = {select_fraction} is out of range (val + test take {held_out:g})",
+            fix="use a value in [0, 1) that leaves training images, e.g. 0.1",
         )
 
 

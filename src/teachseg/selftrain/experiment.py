@@ -7,6 +7,12 @@ the same split per seed (the labelled images at 1/8 are a subset of those at 1/4
 ceiling, and the other methods would have nothing unlabelled (unless the data brings its own unlabelled
 images, in which case they run too).
 
+With ``train.stop: converge`` (the default) every model trains until validation Dice stops improving, each
+under the cap ``train.converge.max_steps``; the ``supervised`` runs (the baseline of every gain, and the
+ceiling) get the cap of the grid's longest arm instead (:func:`baseline_max_steps`: a teacher_student run
+trains a Teacher and up to ``max_generations`` Students), so the cap can never be what keeps the baseline
+below a method that trained longer.
+
 A run folder is reused (finished) or resumed (interrupted) only when the result-affecting fields of its
 config match the experiment's (see :mod:`teachseg.training.identity`); otherwise the experiment stops
 before training anything and lists the runs and keys that differ, or, with ``overwrite``, retrains them.
@@ -86,8 +92,25 @@ def plan(cfg: Config, *, has_own_unlabelled: bool | None = None) -> list[dict[st
     return runs
 
 
+def baseline_max_steps(cfg: Config) -> int:
+    """The step cap of the grid's ``supervised`` runs: the most optimiser steps any arm of the grid may take
+    (``train.converge.max_steps`` per model; teacher_student trains a Teacher and up to
+    ``selftrain.max_generations`` Students, the other methods one model).
+
+    Example:
+        >>> cfg = Config.model_validate({"experiment": {"methods": ["supervised", "teacher_student"]}})
+        >>> baseline_max_steps(cfg) == (1 + cfg.selftrain.max_generations) * cfg.train.converge.max_steps
+        True
+    """
+    per_model = cfg.train.converge.max_steps
+    methods = cfg.experiment.methods or [cfg.selftrain.method]
+    models = 1 + cfg.selftrain.max_generations if "teacher_student" in methods else 1
+    return per_model * models
+
+
 def run_config(cfg: Config, run: dict[str, Any]) -> Config:
-    """The config of one run of the grid: the experiment's, with the run's name, folder, seed and arch(s)."""
+    """The config of one run of the grid: the experiment's, with the run's name, folder, seed and arch(s);
+    a ``supervised`` run that converges gets :func:`baseline_max_steps` as its cap."""
     data = cfg.to_dict()
     data["name"] = run["dir"]
     data["output_dir"] = str(cfg.run_dir)
@@ -99,6 +122,8 @@ def run_config(cfg: Config, run: dict[str, Any]) -> Config:
         data["selftrain"]["method"] = run["method"]
     if "label_fraction" in run:
         data["data"]["label_fraction"] = run["label_fraction"]
+    if data["selftrain"]["method"] == "supervised" and cfg.train.stop == "converge":
+        data["train"]["converge"]["max_steps"] = baseline_max_steps(cfg)
     return Config.model_validate(data)
 
 

@@ -121,10 +121,10 @@ def run_selftrain(
         remove_stale_temporaries(run_dir, recursive=True)
     data = data or prepare_data(cfg, run_dir, resume=resume)
     split = data.split
-    leaked = set(split.unlabelled) & (set(split.val) | set(split.test))
+    leaked = set(split.unlabelled) & (set(split.val) | set(split.test) | set(split.select))
     if leaked:  # guaranteed by make_split; checked again because it would invalidate every result
         raise DataError(
-            f"images are both unlabelled and in validation/test: {sorted(leaked)[:5]}",
+            f"images are both unlabelled and in validation/test/selection: {sorted(leaked)[:5]}",
             path=run_dir / "split.json",
         )
     unlabelled, bad = check_unlabelled(data.unlabelled, st.skip_bad)
@@ -147,7 +147,9 @@ def run_selftrain(
     if st.teacher_model is not None:
         teacher_model_dir = Path(st.teacher_model)
         meta = check_teacher_folder(teacher_model_dir, cfg.data.image_size)
-        check_teacher_data(teacher_model_dir, meta, data.val, data.test, data._records(split.label_dropped))
+        # the selection images are held out like the test images: a Teacher that saw them is refused too
+        held_out = [*data.test, *data.select]
+        check_teacher_data(teacher_model_dir, meta, data.val, held_out, data._records(split.label_dropped))
         say(
             f"[bold]generation 0[/]: scoring the teacher in {teacher_model_dir} on this run's validation images"
         )
@@ -168,9 +170,11 @@ def run_selftrain(
             data.val,
             data.test,
             spec=spec,
+            select_records=data.select,
             resume=resume,
             console=report,
             phase="gen0 Teacher",
+            extra_summary={"augmentation": "weak"},
         )
         teacher_model_dir = run_dir / "gen0" / "model"
         teacher_dir_name = "gen0"
@@ -187,6 +191,9 @@ def run_selftrain(
     save_lineage()
     teacher_gen, stopped = 0, ""
     best_student: TrainSummary | None = None
+    # optimiser steps of every model trained here (an external Teacher's were taken elsewhere)
+    total_steps = (teacher.steps or 0) if st.teacher_model is None else 0
+    students_trained = 0
 
     if not unlabelled:
         stopped = "no unlabelled images: stopped after the Teacher"
@@ -253,18 +260,25 @@ def run_selftrain(
             data.val,
             data.test,
             spec=student_spec,
+            select_records=data.select,
             epochs=s.epochs,
             init_state=init_state,
             strong_augment=s.strong_augment,
             resume=resume,
             console=report,
-            extra_summary={"generation": g, "teacher": f"gen{teacher_gen}"},
+            extra_summary={
+                "generation": g,
+                "teacher": f"gen{teacher_gen}",
+                "augmentation": "weak+noisy-student" if s.strong_augment else "weak",
+            },
             phase=f"gen{g} Student",
         )
         student_data = from_rank_zero(student_data)
         if student_data is None:
             return {}
         student = TrainSummary.from_data(student_data, path=run_dir / f"gen{g}" / "summary.json")
+        total_steps += student.steps or 0
+        students_trained += 1
         gain = val_dice(student) - val_dice(teacher)
         accepted = gain > st.min_delta
         decision = (
@@ -318,6 +332,10 @@ def run_selftrain(
         n_labelled=len(data.train),
         n_unlabelled=len(unlabelled),
         wall_seconds=round(time.perf_counter() - started, 2),
+        # the final model is the best on validation of the Teacher and every Student: 1 + Students looks
+        total_steps=total_steps,
+        models_compared=1 + students_trained,
+        modality=data.modality(cfg.selftrain.online.modality),
         method="teacher_student",
     )
     if is_child_rank():

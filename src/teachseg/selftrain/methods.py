@@ -2,7 +2,8 @@
 
 * ``teacher_student``: the study's offline loop (:func:`teachseg.selftrain.loop.run_selftrain`).
 * ``mean_teacher`` and ``fixmatch``: online methods (:mod:`teachseg.selftrain.online`), one training run.
-* ``supervised``: the labelled images only, the same epochs: the baseline every comparison needs.
+* ``supervised``: the labelled images only: the baseline every comparison needs (trained until validation
+  Dice stops improving with ``train.stop: converge``, the default).
 
 Every method writes the same run folder as the study's loop: ``gen0/`` (an ordinary training run folder
 with ``model/``, ``metrics.csv``, per-image scores), ``lineage.json`` and ``summary.json``, so reports,
@@ -10,6 +11,10 @@ with ``model/``, ``metrics.csv``, per-image scores), ``lineage.json`` and ``summ
 their own statistics: the share of unlabelled pixels above the confidence threshold per epoch (in
 ``gen0/metrics.csv`` and the lineage), and, when ``label_fraction`` withheld masks, the Dice of the final
 model's predictions on those unlabelled images against the withheld masks.
+
+Every run records the dataset's modality (``split.json``; it decides the online methods' strong augmentation
+for every arm and seed alike), its optimiser steps, and scores its final model on the selection images
+(``data.select_fraction``) that choose between methods and that nothing inside the run reads.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from teachseg.config import ONLINE_METHODS, Config
 from teachseg.data.datasets import Record
-from teachseg.data.imageio import read_image
+from teachseg.data.modality import dataset_modality
 from teachseg.errors import ConfigError
 from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 from teachseg.training.prepare import PreparedData, prepare_data
@@ -80,6 +85,8 @@ def run_method(
             spec,
             resume=resume,
             console=report,
+            modality=data.modality(cfg.selftrain.online.modality),
+            select_records=data.select,
         )
     else:
         from teachseg.training.fit import train_model
@@ -92,9 +99,10 @@ def run_method(
             data.val,
             data.test,
             spec=spec,
+            select_records=data.select,
             resume=resume,
             console=report,
-            extra_summary={"method": "supervised"},
+            extra_summary={"method": "supervised", "augmentation": "weak"},
             phase="gen0 supervised",
         )
     if summary is None:  # DDP child process
@@ -126,6 +134,9 @@ def run_method(
         n_labelled=len(data.train),
         n_unlabelled=len(unlabelled),
         wall_seconds=round(time.perf_counter() - started, 2),
+        total_steps=trained.steps,
+        models_compared=1,
+        modality=data.modality(cfg.selftrain.online.modality),
         method=method,
     )
     result.write(run_dir / "summary.json")
@@ -148,16 +159,11 @@ def planned_epochs(cfg: Config) -> tuple[int, bool]:
 
 
 def modality_of(records: Sequence[Record], modality: str) -> str:
-    """``ultrasound`` when the first images are grey (equal channels), else ``he``; or ``modality`` as set."""
+    """``modality`` as set, or with ``auto`` the modality of all ``records`` by the rule of
+    :func:`teachseg.data.modality.dataset_modality` (a run gets its dataset's, from ``split.json``)."""
     if modality != "auto":
         return modality
-    for rec in list(records)[:8]:
-        image = read_image(rec.image)
-        if not (
-            np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
-        ):
-            return "he"
-    return "ultrasound"
+    return dataset_modality(r.image for r in records)
 
 
 def train_online(
@@ -171,11 +177,15 @@ def train_online(
     *,
     resume: bool = False,
     console: Any = None,
+    modality: str | None = None,
+    select_records: Sequence[Record] = (),
 ) -> dict[str, Any] | None:
     """Train ``spec`` with ``cfg.selftrain.method`` (mean_teacher or fixmatch) into ``run_dir``.
 
-    The same datasets, loss, optimiser, schedule, checkpoints, selection, export and scoring as
-    :func:`teachseg.training.fit.train_model`; only the module and the loaders differ.
+    The same datasets, loss, optimiser, schedule, stopping rule, checkpoints, selection, export and scoring as
+    :func:`teachseg.training.fit.train_model`; only the module and the loaders differ. ``modality`` is the
+    strong augmentation's (the dataset's, :meth:`~teachseg.training.prepare.PreparedData.modality`; default:
+    decided from ``unlabelled`` by the same rule).
     """
     from teachseg.data.strong import strong_pipeline
     from teachseg.data.transforms import JointTransform, Normalise
@@ -203,7 +213,7 @@ def train_online(
     model = spec.build()
     train_ds, val_ds = steps.build_datasets(cfg, labelled, val_records)
     d = cfg.data
-    modality = modality_of(unlabelled, o.modality)
+    modality = modality or modality_of(unlabelled, o.modality)
     views = UnlabelledViews(
         unlabelled,
         d.image_size,
@@ -230,12 +240,7 @@ def train_online(
         feature_dropout=o.feature_dropout,
         two_strong=o.two_strong,
         seed=cfg.seed,
-        lr=cfg.train.lr,
-        weight_decay=cfg.train.weight_decay,
-        epochs=epochs,
-        scheduler=cfg.train.scheduler,
-        threshold=cfg.train.threshold,
-        channels_last=cfg.train.channels_last,
+        **steps.module_options(cfg, epochs),
     )
     dm = OnlineDataModule(
         train_ds,
@@ -260,6 +265,7 @@ def train_online(
         labelled,
         val_records,
         test_records,
+        select_records=select_records,
         epochs=epochs,
         resume=resume,
         console=console,
@@ -269,6 +275,7 @@ def train_online(
             "n_unlabelled": len(unlabelled),
             "evaluated_network": evaluate,
             "strong_augmentation": modality,
+            "augmentation": f"weak+strong:{modality}",
             "epoch_over": o.epoch_over,
         },
     )

@@ -5,9 +5,10 @@
 Trainer, atomic checkpoints and the per-epoch ``metrics.csv``.
 
 A run folder holds: ``config.yaml``, ``split.json`` (written by the caller), ``metrics.csv`` (one row per
-epoch), ``checkpoints/`` (``best.ckpt`` on validation Dice, ``last.ckpt``; written atomically), ``model/``
-(the best epoch's weights as an smp model folder), ``val_per_image.csv`` / ``test_per_image.csv``,
-``pred/`` (probability and ground-truth PNGs for the report) and ``summary.json``.
+validation, with its epoch and optimiser step), ``checkpoints/`` (``best.ckpt`` on validation Dice,
+``last.ckpt``; written atomically), ``model/`` (the best epoch's weights as an smp model folder),
+``val_per_image.csv`` / ``test_per_image.csv`` / ``select_per_image.csv``, ``pred/`` (probability and
+ground-truth PNGs for the report) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from teachseg.data.datasets import Record
 from teachseg.io import atomic_path, remove_stale_temporaries, write_text
 from teachseg.precision import lightning_name, resolve
 from teachseg.runfiles import TrainSummary
-from teachseg.training import steps
+from teachseg.training import convergence, steps
 from teachseg.training.module import SegmentationModule
 from teachseg.training.progress import EPOCH, as_reporter
 from teachseg.training.spec import ModelSpec
 
-METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_jaccard"]
+METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_dice", "val_jaccard"]
+#: the columns written as whole numbers
+_COUNTS = ("epoch", "step")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -110,7 +113,7 @@ def evaluation_phase(phase: str) -> str:
 
 
 def write_metrics_csv(path: Path, history: Sequence[dict[str, float]]) -> None:
-    """Write ``metrics.csv`` (one row per epoch, :data:`METRIC_COLUMNS`) atomically."""
+    """Write ``metrics.csv`` (one row per validation, :data:`METRIC_COLUMNS`) atomically."""
     # methods may add their own per-epoch statistics (the online methods' unl_loss, unl_confident)
     extra = [k for row in history for k in row if k not in METRIC_COLUMNS]
     columns = METRIC_COLUMNS + list(dict.fromkeys(extra))
@@ -118,13 +121,20 @@ def write_metrics_csv(path: Path, history: Sequence[dict[str, float]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", restval="nan")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (row[k] if k == "epoch" else f"{row[k]:.6f}") for k in columns if k in row})
+        writer.writerow({k: _cell(k, row[k]) for k in columns if k in row})
     write_text(path, buf.getvalue())
 
 
 def verbose() -> bool:
     """Whether the user asked for Lightning's own lines (``--verbose`` or ``--debug``: ``TEACHSEG_VERBOSE=1``)."""
     return os.environ.get("TEACHSEG_VERBOSE", "") not in ("", "0")
+
+
+def _cell(key: str, value: Any) -> Any:
+    if key in _COUNTS:
+        return value
+    # a learning rate can be far below 1e-6, and six decimals would write it as 0
+    return f"{value:.6g}" if key == "lr" else f"{value:.6f}"
 
 
 def quiet_lightning() -> None:
@@ -210,6 +220,7 @@ def train_model(
     test_records: Sequence[Record] = (),
     *,
     spec: ModelSpec,
+    select_records: Sequence[Record] = (),
     epochs: int | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
     strong_augment: bool = False,
@@ -221,7 +232,9 @@ def train_model(
     """Train the model ``spec`` describes on ``train_records`` (hard masks and/or pseudo-labels), select
     it on validation Dice, export it to ``run_dir/model`` and score it.
 
-    ``epochs`` defaults to ``cfg.train.epochs``; ``init_state`` replaces the built model's initial weights
+    ``epochs`` defaults to ``cfg.train.epochs`` (the length of a ``train.stop: epochs`` run; a converging run
+    ends on its own, see :mod:`teachseg.training.convergence`); ``select_records`` are scored at the end and
+    read by nothing else (``data.select_fraction``); ``init_state`` replaces the built model's initial weights
     (a Student initialised from its Teacher). Returns the summary (the data of the
     :class:`~teachseg.runfiles.TrainSummary` written to ``run_dir/summary.json``),
     or None in DDP child processes. With ``resume`` a finished run is returned as is and an interrupted one
@@ -254,6 +267,7 @@ def train_model(
         train_records,
         val_records,
         test_records,
+        select_records=select_records,
         epochs=epochs,
         resume=resume,
         console=console,
@@ -273,6 +287,7 @@ def fit_select_export(
     val_records: Sequence[Record],
     test_records: Sequence[Record],
     *,
+    select_records: Sequence[Record] = (),
     epochs: int,
     resume: bool,
     console: Any = None,
@@ -283,14 +298,21 @@ def fit_select_export(
 
     The part every way of training shares (:func:`train_model`, the online methods): checkpoints and
     ``metrics.csv`` in ``run_dir``, ``model/`` from the best epoch (of the network ``module.export_prefix``
-    names), per-image scores. Returns the summary, or None in DDP child processes. ``console`` and ``phase``
-    as in :func:`train_model`.
+    names), per-image scores. ``epochs`` is the run's length with ``train.stop: epochs``; with ``converge``
+    the run stops on its own (:mod:`teachseg.training.convergence`). Returns the summary, or None in DDP
+    child processes. ``console`` and ``phase`` as in :func:`train_model`.
     """
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     recorder = EpochRecorder(run_dir / "metrics.csv", images_per_epoch, console, phase)
     best_cb = steps.best_checkpoint(ckpt_dir)
-    trainer = build_trainer(cfg, run_dir, epochs, [recorder, best_cb])
+    stop_cb = convergence.stopper(cfg)
+    last_cb = steps.last_checkpoint(ckpt_dir)
+    # Lightning runs checkpoint callbacks last, so every last.ckpt holds this validation's stopping state
+    callbacks: list[Callback] = [recorder, best_cb, last_cb, *([stop_cb] if stop_cb is not None else [])]
+    # a converging run sets its epoch cap once it knows its steps per epoch; until then, an upper bound
+    max_epochs = epochs if stop_cb is None else cfg.train.converge.max_steps
+    trainer = build_trainer(cfg, run_dir, max_epochs, callbacks)
     wall = steps.fit_module(trainer, module, datamodule, last if resume and last.is_file() else None)
     if not trainer.is_global_zero:
         return None
@@ -305,8 +327,11 @@ def fit_select_export(
         encoder=spec.encoder,
         encoder_weights=spec.encoder_weights,
         seed=cfg.seed,
-        epochs=epochs,
+        epochs=int(history[-1]["epoch"]) if stop_cb is not None else epochs,
         best_epoch=int(best_row["epoch"]),
+        steps=int(trainer.global_step),
+        best_step=int(best_row["step"]) if "step" in best_row else None,
+        stop=stop_cb.record() if stop_cb is not None else convergence.epochs_record(epochs),
         train_loss=best_row["train_loss"],
         val_loss=best_row["val_loss"],
         val_dice=best_row["val_dice"],
@@ -340,6 +365,7 @@ def fit_select_export(
         selected_val_dice=trained["val_dice"],
         reporter=recorder.reporter,
         phase=evaluation_phase(phase),
+        select_records=select_records,
     )
     summary = TrainSummary(**trained)
     summary.write(run_dir / "summary.json")

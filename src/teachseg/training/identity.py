@@ -66,6 +66,11 @@ INERT_KEYS: dict[str, tuple[str, ...]] = {
 }
 MAX_GENERATIONS = "selftrain.max_generations"
 
+#: Keys added after run folders existed whose absence from a folder's record means another behaviour than
+#: their default: a run recorded without ``train.stop`` trained for ``train.epochs`` epochs, so it is not the
+#: run the new default (``converge``) makes.
+LEGACY_VALUES: dict[str, Any] = {"train.stop": "epochs"}
+
 
 def _under(key: str, prefixes: Iterable[str]) -> bool:
     return any(key == k or key.startswith(f"{k}.") for k in prefixes)
@@ -87,9 +92,15 @@ def _ignored(key: str) -> bool:
 
 
 def config_fields(cfg: Config | dict[str, Any]) -> dict[str, Any]:
-    """The result-affecting config fields, flattened to ``section.key`` (JSON-normalised values)."""
+    """The result-affecting config fields, flattened to ``section.key`` (JSON-normalised values), with
+    ``train.scheduler: auto`` resolved to the schedule it means (so ``auto`` with ``stop: epochs`` is the
+    ``cosine`` an older folder recorded)."""
     data = cfg.to_dict() if isinstance(cfg, Config) else json.loads(json.dumps(cfg, default=str))
-    return {k: v for k, v in sorted(_flatten(data).items()) if not _ignored(k)}
+    fields = {k: v for k, v in sorted(_flatten(data).items()) if not _ignored(k)}
+    if fields.get("train.scheduler") == "auto":
+        stop = fields.get("train.stop", LEGACY_VALUES["train.stop"])
+        fields["train.scheduler"] = "plateau" if stop == "converge" else "cosine"
+    return fields
 
 
 def fields_hash(fields: dict[str, Any]) -> str:
@@ -153,6 +164,9 @@ def stored_fields(run_dir: Path) -> dict[str, Any] | None:
                 path=cfg_file,
                 fix="pass --overwrite to start the run again",
             )
+        train = data.get("train")
+        if isinstance(train, dict) and "stop" not in train:  # written before train.stop: fixed epochs
+            train["stop"] = LEGACY_VALUES["train.stop"]
         try:  # fill in the defaults of keys the old file leaves out
             return config_fields(Config.model_validate(data))
         except ValueError:
@@ -165,7 +179,8 @@ def config_drift(run_dir: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
     leaving out those that cannot change the numbers of a run of ``cfg.selftrain.method``.
 
     A key that a newer teachseg added (absent from the stored identity) counts as unchanged while it holds
-    its default, which is the behaviour the older version had. ``selftrain.max_generations`` alone does not
+    its default, which is the behaviour the older version had, or, for the keys of :data:`LEGACY_VALUES`,
+    the value that means that behaviour. ``selftrain.max_generations`` alone does not
     make a teacher_student run stale when the run, resumed, is the run the new cap makes
     (:func:`cap_change_holds`).
     """
@@ -173,7 +188,7 @@ def config_drift(run_dir: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
     if old is None:
         return []
     defaults = config_fields(Config.model_validate({}))
-    old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
+    old = {**{k: LEGACY_VALUES.get(k, v) for k, v in defaults.items() if k not in old}, **old}
     inert = INERT_KEYS.get(cfg.selftrain.method, ())
     changes = [c for c in changed_keys(old, config_fields(cfg)) if not _under(c[0], inert)]
     if [key for key, _, _ in changes] == [MAX_GENERATIONS] and cap_change_holds(run_dir, cfg):

@@ -42,7 +42,9 @@ class SegmentationModule(L.LightningModule):
             per-image pseudo-label flags, or None) and ``loss(logits, target)`` in validation.
         lr, weight_decay: AdamW settings.
         epochs: total epochs (for the cosine schedule).
-        scheduler: ``cosine`` or ``none``.
+        scheduler: ``cosine`` (over ``epochs``), ``plateau`` (the learning rate times ``plateau_factor`` after
+            ``plateau_patience`` validations without a validation Dice gain above ``plateau_threshold``, down to
+            1% of ``lr``; never tied to a run length, so early stopping cannot cut it short) or ``none``.
         threshold: probability threshold of the metrics.
         channels_last: run convolutions in NHWC memory format (faster on CPU and tensor cores).
     """
@@ -57,6 +59,9 @@ class SegmentationModule(L.LightningModule):
         scheduler: str = "cosine",
         threshold: float = 0.5,
         channels_last: bool = True,
+        plateau_patience: int = 3,
+        plateau_factor: float = 0.5,
+        plateau_threshold: float = 0.0,
     ):
         super().__init__()
         self.model = model
@@ -67,11 +72,20 @@ class SegmentationModule(L.LightningModule):
         self.scheduler_name = scheduler
         self.threshold = threshold
         self.channels_last = channels_last
+        self.plateau_patience = plateau_patience
+        self.plateau_factor = plateau_factor
+        self.plateau_threshold = plateau_threshold
+        # the plateau schedule is stepped here, at every validation, not by Lightning (whose step-interval
+        # plateau schedulers count batches within an epoch); its state travels in the checkpoints
+        self._plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._plateau_state: dict[str, Any] | None = None
+        self._epoch_lr: float | None = None
         self.train_loss_mean = MeanMetric()
         self.val_loss_mean = MeanMetric()
         self.val_dice_mean = MeanMetric()
         self.val_jaccard_mean = MeanMetric()
-        #: One row per finished epoch: epoch, train_loss, val_loss, val_dice, val_jaccard.
+        #: One row per validation: epoch, step (optimiser steps so far), train_loss, val_loss, val_dice,
+        #: val_jaccard, lr.
         self.history: list[dict[str, float]] = []
         #: Set before each training batch: no rank has an image with loss weight, so no optimiser step.
         self.skip_optimizer_step = False
@@ -85,6 +99,9 @@ class SegmentationModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.train_loss_mean.reset()
+        optimizers = self.trainer.optimizers
+        # the rate this epoch trains with (an epoch-interval schedule steps before the epoch's validation)
+        self._epoch_lr = float(optimizers[0].param_groups[0]["lr"]) if optimizers else None
 
     def weighted_images(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Which images of a training batch carry loss weight, (B,) bool: not pseudo-labelled under
@@ -151,6 +168,7 @@ class SegmentationModule(L.LightningModule):
             return
         row = {
             "epoch": self.current_epoch + 1,
+            "step": int(self.global_step),
             "train_loss": float(self.train_loss_mean.compute())
             if self.train_loss_mean.update_count
             else float("nan"),
@@ -160,6 +178,10 @@ class SegmentationModule(L.LightningModule):
         }
         for m in (self.val_loss_mean, self.val_dice_mean, self.val_jaccard_mean):
             m.reset()
+        if self._epoch_lr is not None:
+            row["lr"] = self._epoch_lr  # the rate of the last epoch before this validation
+        if self._plateau is not None:
+            self._plateau.step(row["val_dice"])
         self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         self.log("val_dice", row["val_dice"], prog_bar=True, sync_dist=False)
         self.log("val_jaccard", row["val_jaccard"], sync_dist=False)
@@ -170,6 +192,20 @@ class SegmentationModule(L.LightningModule):
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         if self.scheduler_name == "none":
             return opt
+        if self.scheduler_name == "plateau":
+            self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt,
+                mode="max",
+                factor=self.plateau_factor,
+                patience=self.plateau_patience - 1,  # torch decays after patience + 1 bad validations
+                threshold=self.plateau_threshold,
+                threshold_mode="abs",
+                min_lr=self.lr * 0.01,
+                eps=0.0,  # torch skips decays below 1e-8 by default, which would freeze a small rate
+            )
+            if self._plateau_state is not None:
+                self._plateau.load_state_dict(self._plateau_state)
+            return opt
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(self.epochs, 1), eta_min=self.lr * 0.01
         )
@@ -177,6 +213,12 @@ class SegmentationModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["teachseg_history"] = list(self.history)
+        if self._plateau is not None:
+            checkpoint["teachseg_plateau"] = self._plateau.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("teachseg_history", []))
+        # Lightning restores a checkpoint before it calls configure_optimizers, which loads this state
+        self._plateau_state = checkpoint.get("teachseg_plateau")
+        if self._plateau is not None and self._plateau_state is not None:
+            self._plateau.load_state_dict(self._plateau_state)

@@ -10,6 +10,7 @@ from teachseg.config import Config
 from teachseg.data.datasets import Record
 from teachseg.data.discover import discover
 from teachseg.data.grouping import slides_from_manifests
+from teachseg.data.modality import dataset_modality
 from teachseg.data.records import Discovery
 from teachseg.data.split_record import Split
 from teachseg.data.splits import make_split
@@ -54,6 +55,21 @@ class PreparedData:
     def test(self) -> list[Record]:
         """Test images with their masks (scored, never used to choose)."""
         return self._records(self.split.test)
+
+    @property
+    def select(self) -> list[Record]:
+        """Selection images with their masks (``data.select_fraction``): scored at the end of every run,
+        read by no decision inside one; they choose between methods."""
+        return self._records(self.split.select)
+
+    def modality(self, setting: str = "auto") -> str:
+        """The modality of the strong augmentation: ``setting`` (``selftrain.online.modality``), or with
+        ``auto`` the dataset's, from ``split.json`` (decided from all its images when an older file lacks it)."""
+        if setting != "auto":
+            return setting
+        if self.split.modality is None:
+            self.split.modality = dataset_modality(s.image for s in self.discovery.samples)
+        return self.split.modality
 
     @property
     def unlabelled(self) -> list[Record]:
@@ -122,6 +138,11 @@ def prepare_data(
             slides=slides_from_manifests(discovery.samples),
             same_content=same_content(discovery) if d.duplicates != "off" else (),
             duplicates=d.duplicates,
+            select_fraction=d.select_fraction,
+        )
+        modality = cfg.selftrain.online.modality
+        split.modality = (
+            dataset_modality(s.image for s in discovery.samples) if modality == "auto" else modality
         )
         save_split(split_path, split, Path(d.root))
     if need_labels and not split.train:

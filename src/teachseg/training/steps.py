@@ -80,29 +80,45 @@ def build_module(cfg: Config, model: nn.Module, epochs: int) -> SegmentationModu
         cfg.loss.dice_per_image,
         pseudo_weight=cfg.selftrain.pseudo_weight,
     )
-    return SegmentationModule(
-        model,
-        loss,
-        lr=cfg.train.lr,
-        weight_decay=cfg.train.weight_decay,
-        epochs=epochs,
-        scheduler=cfg.train.scheduler,
-        threshold=cfg.train.threshold,
-        channels_last=cfg.train.channels_last,
-    )
+    return SegmentationModule(model, loss, **module_options(cfg, epochs))
+
+
+def module_options(cfg: Config, epochs: int) -> dict[str, Any]:
+    """The :class:`SegmentationModule` settings of ``cfg.train`` (optimiser, schedule, threshold), shared by
+    every way of training so that all of them use one optimiser and one schedule."""
+    t = cfg.train
+    return {
+        "lr": t.lr,
+        "weight_decay": t.weight_decay,
+        "epochs": epochs,
+        "scheduler": t.schedule,
+        "threshold": t.threshold,
+        "channels_last": t.channels_last,
+        "plateau_patience": t.converge.plateau_patience,
+        "plateau_factor": t.converge.lr_factor,
+        "plateau_threshold": t.converge.min_delta,
+    }
 
 
 def best_checkpoint(ckpt_dir: Path) -> ModelCheckpoint:
-    """Keeps ``best.ckpt`` (highest validation Dice) and ``last.ckpt`` in ``ckpt_dir``."""
+    """Keeps ``best.ckpt`` (highest validation Dice) in ``ckpt_dir``."""
     return ModelCheckpoint(
         dirpath=str(ckpt_dir),
         filename="best",
         monitor="val_dice",
         mode="max",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
+
+
+def last_checkpoint(ckpt_dir: Path) -> ModelCheckpoint:
+    """Keeps ``last.ckpt`` in ``ckpt_dir``, written at every validation: what ``--resume`` continues from.
+
+    A callback of its own because Lightning (2.6) writes the ``save_last`` file of a monitored checkpoint only
+    when the best one changed, so a run killed on a plateau would start again from its best validation.
+    """
+    return ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", save_top_k=1, enable_version_counter=False)
 
 
 def fit_module(
@@ -202,17 +218,20 @@ def evaluate_run(
     selected_val_dice: float,
     reporter: Reporter | None = None,
     phase: str = "evaluation",
+    select_records: Sequence[Record] = (),
 ) -> dict[str, Any]:
-    """Score the selected model at native resolution on validation (and test) images.
+    """Score the selected model at native resolution on validation (and test, and selection) images.
 
-    Writes ``val_per_image.csv``, ``test_per_image.csv`` and ``pred/``; returns the summary keys ``val``,
-    ``scoring``, ``test_dice``, ``test_jaccard`` (and ``test``). Scored exactly as the epochs were (see
+    Writes ``val_per_image.csv``, ``test_per_image.csv``, ``select_per_image.csv`` and ``pred/``; returns the
+    summary keys ``val``, ``scoring``, ``test_dice``, ``test_jaccard`` (and ``test``; ``select``,
+    ``select_dice`` and ``select_jaccard`` when ``select_records`` are given: the images that choose between
+    methods, scored here only, after every decision of the run). Scored exactly as the epochs were (see
     training/evaluate.py): no TTA, the Trainer's precision, memory format and validation batch size; so
     ``val["dice"]`` is the selected epoch's validation Dice. ``reporter`` shows it as the phase ``phase``.
     """
     d = cfg.data
     reporter = reporter or Reporter()
-    total, done = len(val_records) + len(test_records), 0
+    total, done = len(val_records) + len(test_records) + len(select_records), 0
     reporter.start(phase, total, "image")
 
     def on_images(n: int) -> None:
@@ -248,6 +267,13 @@ def evaluate_run(
         out["test"] = test_stats
         out["test_dice"] = test_stats["dice"]
         out["test_jaccard"] = test_stats["jaccard"]
+    if select_records:
+        select_rows = evaluate_records(model, meta, select_records, d.mat_variable, **same_as_epochs)
+        write_per_image_csv(run_dir / "select_per_image.csv", select_rows)
+        select_stats = summarise_rows(select_rows)
+        out["select"] = select_stats
+        out["select_dice"] = select_stats["dice"]
+        out["select_jaccard"] = select_stats["jaccard"]
     write_pred_index(run_dir / "pred", [r.id for r in (*val_records, *test_records)])
     reporter.finish()
     return out

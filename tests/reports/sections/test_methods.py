@@ -1,5 +1,6 @@
 """The Methods section from fake runs: the table holds every method and fraction, the winner is chosen on
-validation, gap closed and the paired statistics are computed from the runs' numbers."""
+the selection images (else validation), gap closed and the paired statistics are computed from the runs'
+numbers."""
 
 from __future__ import annotations
 
@@ -31,7 +32,16 @@ VAL = {
 }
 
 
-def _entry(method: str, frac: float, seed: int, best_epoch: int = 30, epochs: int = 40) -> ExperimentEntry:
+def _entry(
+    method: str,
+    frac: float,
+    seed: int,
+    best_epoch: int = 30,
+    epochs: int = 40,
+    select: dict[tuple[str, float], float] | None = VAL,
+) -> ExperimentEntry:
+    """A finished run of ``method``; its selection Dice from ``select`` (None: a run without a selection
+    split)."""
     dice = TEST[(method, frac)][seed]
     rows = [{"id": i, "dice": dice + (0.01 if n % 2 else -0.01)} for n, i in enumerate(IMAGES)]
     gen0 = TrainRun(
@@ -43,6 +53,7 @@ def _entry(method: str, frac: float, seed: int, best_epoch: int = 30, epochs: in
             val_dice=VAL[(method, frac)],
             best_epoch=best_epoch,
             epochs=epochs,
+            select_dice=select[(method, frac)] if select is not None else None,
         ),
         per_image={"test": rows},
     )
@@ -68,7 +79,7 @@ def test_method_is_chosen_on_validation_not_test(entries):
 
 def test_methods_table_covers_every_run(entries):
     sec = methods_section(entries, Warnings())
-    table, paired, figure = sec.blocks
+    table, training, paired, figure = sec.blocks
     assert isinstance(figure, Figure) and figure.png.startswith(b"\x89PNG")
     rows = {(r[0], r[1]): r for r in table.rows}
     assert set(rows) == {
@@ -79,15 +90,18 @@ def test_methods_table_covers_every_run(entries):
     }
     fm = rows[("0.25", "fixmatch")]
     assert fm[2] == 2 and isinstance(fm[3], PlusMinus) and fm[3].mean == pytest.approx(0.62)
-    assert fm[5] == pytest.approx(0.66) and fm[7] == "yes"
+    assert fm[5] == pytest.approx(0.66) and fm[6] == pytest.approx(0.66) and fm[8] == "yes"
     # gap closed per seed, each against its own seed's ceiling: (0.60-0.50)/(0.80-0.50), (0.64-0.52)/(0.82-0.52)
     expected = ((0.10 / 0.30) + (0.12 / 0.30)) / 2
-    assert fm[6] == pytest.approx(expected)
-    assert rows[("0.25", "mean_teacher")][7] == ""
+    assert fm[7] == pytest.approx(expected)
+    assert rows[("0.25", "mean_teacher")][8] == ""
+    assert {(r[0], r[1]) for r in training.rows} == set(rows) - {("1", "supervised (ceiling)")} | {
+        ("1", "supervised")
+    }
     (row,) = paired.rows
-    assert row[0] == "0.25" and row[1] == "fixmatch" and row[2] == len(IMAGES)
-    assert row[3] == pytest.approx(0.11)  # each image: fixmatch - supervised averaged over the two seeds
-    assert row[6] == f"{len(IMAGES)} / 0"
+    assert row[0] == "0.25" and row[1] == "fixmatch" and row[2] == "selection" and row[3] == len(IMAGES)
+    assert row[4] == pytest.approx(0.11)  # each image: fixmatch - supervised averaged over the two seeds
+    assert row[7] == f"{len(IMAGES)} / 0"
 
 
 def test_runs_without_a_method_give_no_methods_rows():

@@ -3,102 +3,66 @@
 Built from an experiment whose grid has ``experiment.methods`` (and usually ``experiment.label_fractions``).
 Each run's model is its final one (the study's loop: the last accepted Student, else the Teacher; the other
 methods train one model). Per method and label fraction: test Dice mean +/- SD over seeds with a t-based 95%
-interval, the validation Dice that chooses between methods, and the share of the supervised-to-ceiling gap
-closed (the ceiling is ``supervised`` at label fraction 1). The best method per label fraction is chosen on
-*validation* Dice; its paired per-image comparison with ``supervised`` averages each image over seeds first.
+interval, the validation and selection Dice, and the share of the supervised-to-ceiling gap closed (the
+ceiling is ``supervised`` at label fraction 1). Every gain is measured against ``supervised`` at the same
+label fraction, the baseline, trained until validation Dice stopped improving (``train.stop: converge``; a
+baseline trained for fixed epochs is labelled so and named in the alert).
+
+The best method per label fraction is chosen on the *selection* images (``data.select_fraction``), which no
+decision inside any run has seen, so every method gets the same single look at them. Without a selection
+split it falls back to validation Dice, labelled selection-biased: teacher_student's validation figure is
+the best of its Teacher and every Student on those images, the others' of one model. The chosen method's
+paired per-image comparison with ``supervised`` averages each image over seeds first. A second table
+(:mod:`teachseg.reports.sections.method_checks`) shows how each arm trained.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from teachseg.reports.document import Figure, Section
 from teachseg.reports.readers import Warnings
-from teachseg.reports.runs import ExperimentEntry, TrainRun
-from teachseg.reports.sections.common import dice_by_image
+from teachseg.reports.runs import ExperimentEntry
+from teachseg.reports.sections.method_cells import Cell, collect, final_model
+from teachseg.reports.sections.method_checks import (
+    LATE_BEST,
+    baseline_not_converged,
+    cap_below_arms,
+    modality_differs,
+    still_rising,
+    training_table,
+)
 from teachseg.reports.stats import mean_per_image, paired_test, summarize
 from teachseg.reports.tables.model import Interval, PlusMinus, Table, fmt_p
+
+# Cell, collect, final_model, still_rising and LATE_BEST are read from here by the benchmarks
+__all__ = [
+    "LATE_BEST",
+    "Cell",
+    "best_on_validation",
+    "choose",
+    "collect",
+    "final_model",
+    "gap_closed",
+    "gap_closed_per_seed",
+    "methods_section",
+    "still_rising",
+]
 
 SUPERVISED = "supervised"
 ORDER = ("supervised", "teacher_student", "mean_teacher", "fixmatch")
 INTRO = (
-    "Every method ran on the same split per seed, architecture, augmentation, loss, metric and epochs. "
-    "Test Dice is the mean over seeds (± SD, 95% t-interval over seeds); the best method at each label "
-    "fraction is chosen on validation Dice, never on test. Gap closed: (method − supervised) / "
-    "(ceiling − supervised) per seed, against the ceiling of the same seed (each seed has its own split), then "
-    "averaged over seeds; the ceiling is supervised training with every mask."
+    "Every method ran on the same split per seed, architecture, loss and metric; every model trained until "
+    "validation Dice stopped improving (train.stop: converge) unless labelled otherwise, and the supervised "
+    "baseline could train at least as many optimiser steps as any other arm. Test Dice is the mean over "
+    "seeds (± SD, 95% t-interval over seeds). The best method at each label fraction is chosen on the "
+    "selection images, which no decision inside a run has seen (else on validation Dice, labelled "
+    "selection-biased), never on test. Gap closed: (method − supervised) / (ceiling − supervised) per seed, "
+    "against the ceiling of the same seed (each seed has its own split), then averaged over seeds; the "
+    "ceiling is supervised training with every mask."
 )
-
-
-@dataclass
-class Cell:
-    """The runs of one method at one label fraction (one per seed)."""
-
-    method: str
-    fraction: float
-    test: dict[int, float] = field(default_factory=dict)
-    val: dict[int, float] = field(default_factory=dict)
-    per_image: dict[int, dict[str, float]] = field(default_factory=dict)
-    split: str = "test"
-    #: seed -> (best validation epoch, epochs trained) of the final model, where the run says
-    best_epochs: dict[int, tuple[int, int]] = field(default_factory=dict)
-
-
-def final_model(entry: ExperimentEntry) -> TrainRun | None:
-    """The run's final model: the generation its summary or lineage names, else the Teacher."""
-    run = entry.run
-    if run is None:
-        return None
-    final = run.final_generation()
-    return run.generations.get(final if final is not None else 0) or run.teacher
-
-
-def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-
-
-def collect(entries: list[ExperimentEntry], warn: Warnings) -> dict[tuple[str, float], Cell]:
-    """Test and validation Dice and per-image scores of every (method, label fraction), per seed."""
-    cells: dict[tuple[str, float], Cell] = {}
-    for i, e in enumerate(entries):
-        if e.method is None:
-            continue
-        model = final_model(e)
-        if model is None:
-            continue
-        frac = e.label_fraction if e.label_fraction is not None else _config_fraction(e)
-        cell = cells.setdefault((e.method, frac), Cell(e.method, frac))
-        seed = e.seed if e.seed is not None else i
-        test, val = _number(model.get("test_dice")), _number(model.get("val_dice"))
-        if test is not None:
-            cell.test[seed] = test
-        if val is not None:
-            cell.val[seed] = val
-        best_epoch, epochs = model.get("best_epoch"), model.get("epochs")
-        if isinstance(best_epoch, int) and isinstance(epochs, int) and epochs > 0:
-            cell.best_epochs[seed] = (best_epoch, epochs)
-        split = model.eval_split
-        if split is not None:
-            cell.per_image[seed] = dice_by_image(model.per_image[split])
-            if split != "test":
-                cell.split = split
-        if test is None:
-            warn.add(
-                model.path,
-                f"no test Dice: {e.method} at label fraction {frac:g} is left out of the test columns",
-            )
-    return cells
-
-
-def _config_fraction(entry: ExperimentEntry) -> float:
-    """The run's ``data.label_fraction`` (from its config.yaml), when the grid did not vary it."""
-    config = entry.run.config if entry.run is not None else None
-    value = ((config or {}).get("data") or {}).get("label_fraction", 1.0)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1.0
 
 
 def _methods(cells: dict[tuple[str, float], Cell]) -> list[str]:
@@ -130,34 +94,6 @@ def gap_closed(cell: Cell, supervised: Cell, ceiling: Cell) -> float:
     return float(np.mean(list(shares.values()))) if shares else math.nan
 
 
-#: a best validation epoch past this share of the epochs trained suggests validation Dice was still rising
-LATE_BEST = 0.9
-
-
-def still_rising(cells: dict[tuple[str, float], Cell]) -> str:
-    """An alert naming the cells whose final model was best late in training (past :data:`LATE_BEST` of its
-    epochs, in any seed), supervised first; empty when none was."""
-    late = []
-    for (method, frac), c in sorted(
-        cells.items(), key=lambda kv: (kv[0][0] != SUPERVISED, kv[0][1], kv[0][0])
-    ):
-        seeds = [f"seed {k}: {b} of {n}" for k, (b, n) in sorted(c.best_epochs.items()) if b > LATE_BEST * n]
-        if seeds:
-            late.append(f"{method} at {frac:g} ({', '.join(seeds)})")
-    if not late:
-        return ""
-    return (
-        "Best validation epoch in the last tenth of training, so validation Dice may still have been rising: "
-        + "; ".join(late)
-        + ". Raise train.epochs. A supervised baseline still rising understates what the labelled images alone "
-        "reach and inflates every gain over it. teacher_student's Students, and the online methods with "
-        "selftrain.online.epoch_over: unlabelled, also take more optimiser steps per epoch than supervised: "
-        "the same runs with selftrain.online.unlabelled_weight: 0 keep those steps without the unlabelled "
-        "images' signal, and with selftrain.pseudo_weight: 0 the steps of every batch that holds a labelled "
-        "image (a batch of pseudo-labelled images alone takes none)."
-    )
-
-
 def best_on_validation(cells: dict[tuple[str, float], Cell], fraction: float) -> str | None:
     """The non-supervised method with the highest mean validation Dice at ``fraction``."""
     options = [(c.method, _mean(c.val)) for (m, f), c in cells.items() if f == fraction and m != SUPERVISED]
@@ -165,8 +101,28 @@ def best_on_validation(cells: dict[tuple[str, float], Cell], fraction: float) ->
     return max(options, key=lambda mv: mv[1])[0] if options else None
 
 
+def choose(cells: dict[tuple[str, float], Cell], fraction: float) -> tuple[str | None, str]:
+    """The non-supervised method to report at ``fraction`` and what chose it: ``selection`` (the highest mean
+    selection Dice, when every candidate has selection scores) or ``validation`` (selection-biased)."""
+    candidates = [c for (m, f), c in cells.items() if f == fraction and m != SUPERVISED]
+    if candidates and all(c.select for c in candidates):
+        options = [(c.method, _mean(c.select)) for c in candidates]
+        options = [(m, v) for m, v in options if not math.isnan(v)]
+        if options:
+            return max(options, key=lambda mv: mv[1])[0], "selection"
+    return best_on_validation(cells, fraction), "validation"
+
+
+def _baseline_label(cell: Cell) -> str:
+    label = SUPERVISED + (" (ceiling)" if cell.fraction == 1.0 else "")
+    if any(rule == "epochs" for rule in cell.rule.values()):
+        label += " (fixed epochs)"
+    return label
+
+
 def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
-    """Table of every method and label fraction, the winner's paired statistics, and the Dice-vs-labels figure."""
+    """Table of every method and label fraction, how each trained, the chosen method's paired statistics, and
+    the Dice-vs-labels figure."""
     sec = Section("methods", "Methods", INTRO)
     cells = collect(entries, warn)
     if not cells:
@@ -177,11 +133,24 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
     table = Table(
         "methods",
         "Test Dice per method and label fraction",
-        ["Label fraction", "Method", "Seeds", "Test Dice", "95% CI", "Val Dice", "Gap closed", "Chosen"],
+        [
+            "Label fraction",
+            "Method",
+            "Seeds",
+            "Test Dice",
+            "95% CI",
+            "Val Dice",
+            "Select Dice",
+            "Gap closed",
+            "Chosen",
+        ],
     )
+    bases = set()
     for frac in fractions:
         sup = cells.get((SUPERVISED, frac))
-        best = best_on_validation(cells, frac)
+        best, basis = choose(cells, frac)
+        if best is not None:
+            bases.add(basis)
         for method in _methods(cells):
             c = cells.get((method, frac))
             if c is None:
@@ -194,24 +163,34 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
             table.rows.append(
                 [
                     f"{frac:g}",
-                    method + (" (ceiling)" if method == SUPERVISED and frac == 1.0 else ""),
+                    _baseline_label(c) if method == SUPERVISED else method,
                     s.n,
                     PlusMinus(s.mean, s.sd) if s.n > 1 else (s.mean if s.n else None),
                     Interval(s.ci_low, s.ci_high) if s.n > 1 else None,
                     _mean(c.val) if c.val else None,
+                    _mean(c.select) if c.select else None,
                     gap,
-                    "yes" if method == best else "",
+                    ("yes" if basis == "selection" else "yes (on validation)") if method == best else "",
                 ]
             )
     alerts = []
+    if "validation" in bases:
+        alerts.append(
+            "No selection split (data.select_fraction is 0, or a method's runs lack selection scores): the "
+            "method is chosen on validation Dice, selection-biased, since teacher_student's validation figure "
+            "is the best of its Teacher and every Student on the same images. Set data.select_fraction "
+            "(e.g. 0.1)."
+        )
     if any(c.split != "test" for c in cells.values()):
         alerts.append(
             "Some runs have no test split: their per-image comparison falls back to the validation images "
             "that also chose the method (selection-biased). Set data.test_fraction (e.g. 0.2)."
         )
+    alerts += [baseline_not_converged(cells), cap_below_arms(cells), modality_differs(cells)]
     alerts.append(still_rising(cells))
     sec.alert = " ".join(a for a in alerts if a)
     sec.blocks.append(table)
+    sec.blocks.append(training_table(cells, _methods(cells), fractions))
     sec.blocks.append(_paired_table(cells, fractions))
     sec.blocks.append(_figure(cells, fractions, ceiling))
     return sec
@@ -220,11 +199,20 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
 def _paired_table(cells: dict[tuple[str, float], Cell], fractions: list[float]) -> Table:
     table = Table(
         "methods_paired",
-        "Validation-chosen method minus supervised, per image (averaged over seeds)",
-        ["Label fraction", "Method", "Images (n)", "Mean diff", "95% CI", "p (Wilcoxon)", "Wins / losses"],
+        "Chosen method minus supervised, per image (averaged over seeds)",
+        [
+            "Label fraction",
+            "Method",
+            "Chosen on",
+            "Images (n)",
+            "Mean diff",
+            "95% CI",
+            "p (Wilcoxon)",
+            "Wins / losses",
+        ],
     )
     for frac in fractions:
-        best = best_on_validation(cells, frac)
+        best, basis = choose(cells, frac)
         sup = cells.get((SUPERVISED, frac))
         if best is None or sup is None:
             continue
@@ -239,6 +227,7 @@ def _paired_table(cells: dict[tuple[str, float], Cell], fractions: list[float]) 
             [
                 f"{frac:g}",
                 best,
+                basis if basis == "selection" else "validation (selection-biased)",
                 p.n,
                 p.mean_diff,
                 Interval(p.ci_low, p.ci_high),
