@@ -1,4 +1,5 @@
-"""The command's live display: whole epoch lines that fit, the whole command's plan, Lightning's lines above it."""
+"""The command's live display: whole epoch lines that fit, the whole command's plan, Lightning's lines above it;
+under ``train.stop: converge`` no total, no estimate, the stopping rule's state, one stop line."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ import io
 import logging
 
 import pytest
+from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
 from teachseg.cli._display import CommandDisplay, LeftColumn, fitted_epoch_line, live_possible
 from teachseg.cli._logs import LogConsole
+from teachseg.training.progress import Converging
 
 ROW = {"epoch": 12, "train_loss": 1.23456, "val_loss": 0.5, "val_dice": 0.75, "val_jaccard": 0.6}
+#: a converging fit's record has its step
+STEP_ROW = {**ROW, "step": 72}
+STATE = Converging(epoch=12, step=72, wait=3, patience=10, best=0.6123, best_epoch=9)
 
 
 def _terminal(width: int = 80) -> LogConsole:
@@ -123,3 +130,111 @@ def test_lightning_lines_go_above_the_bars(no_ci: None) -> None:
     assert logger.handlers == before
     assert stream.getvalue() == ""
     assert "GPU available: False, used: False" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def _drawn(display: CommandDisplay, width: int) -> list[str]:
+    """The bars as they are drawn now, without colour (a pulsing bar then looks full)."""
+    assert display._progress is not None
+    c = Console(width=width, file=io.StringIO(), color_system=None)
+    c.print(display._progress.get_renderable())
+    return c.file.getvalue().splitlines()  # type: ignore[attr-defined]
+
+
+def test_a_converging_epoch_line_has_its_step_and_no_total() -> None:
+    wide = fitted_epoch_line("gen0 Teacher", STEP_ROW, None, 120)
+    assert wide == (
+        "gen0 Teacher epoch 12  step 72  train_loss 1.2346  val_loss 0.5000  val_dice 0.7500  val_jaccard 0.6000"
+    )
+    narrow = fitted_epoch_line("gen0 Teacher", {**STEP_ROW, "epoch": 2, "step": 6}, None, 80)
+    assert narrow == "gen0 Teacher epoch 2 step 6 loss 1.2346 val: loss 0.5000 Dice 0.7500 IoU 0.6000"
+    no_step = fitted_epoch_line("gen0 Teacher", STEP_ROW, None, 80)  # the phase matters more than the step
+    assert no_step == "gen0 Teacher epoch 12 loss 1.2346 val: loss 0.5000 Dice 0.7500 IoU 0.6000"
+    assert fitted_epoch_line("gen12 mean_teacher", STEP_ROW, None, 60).startswith("epoch 12 loss")
+    buf = io.StringIO()  # off a terminal: the log line, the same rule
+    with CommandDisplay("train", LogConsole(file=buf), LogConsole(file=io.StringIO()), total=None) as display:
+        display.epoch("Teacher", STEP_ROW, None)
+    assert buf.getvalue() == (
+        "epoch  12  step   72  train_loss 1.2346  val_loss 0.5000  val_dice 0.7500  val_jaccard 0.6000\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "detail"),
+    [
+        (80, "epoch 12  best 0.6123 @ 9  3/10 no gain"),
+        (120, "epoch 12 · step 72  best 0.6123 @ 9  3/10 no gain"),
+        (140, "epoch 12 · step 72  best 0.6123 @ epoch 9  3/10 without gain"),
+    ],
+)
+def test_a_converging_fit_shows_its_stopping_rule(no_ci: None, width: int, detail: str) -> None:
+    with CommandDisplay("selftrain", _terminal(width), _terminal(width), total=None) as display:
+        display.stage("gen 1 of at most 3", level=1)
+        display.start("gen0 Teacher", None)
+        assert _drawn(display, width)[0].split()[2:4] == ["epoch", "1"]  # before its first batch
+        display.converging(STATE)
+        phase, command = _drawn(display, width)
+        phase_task, command_task = display._progress.tasks  # type: ignore[union-attr]
+    # the phase's bar: how close the rule is to stopping; the command's: no total, so it pulses
+    assert (phase_task.total, phase_task.completed) == (10, 3)
+    assert command_task.total is None
+    assert phase.startswith("gen0 Teacher ") and f" {detail} " in phase and len(phase) <= width
+    assert command.startswith("selftrain ") and "gen 1 of at most 3" in command
+    for line in (phase, command):  # elapsed, never an estimate or a total
+        assert line.endswith("0:00:00") and "left" not in line and "/3333" not in line, line
+
+
+def test_the_rule_before_its_first_evaluation() -> None:
+    state = Converging(epoch=1, step=3, wait=0, patience=10)
+    assert state.detail(80) == "epoch 1 · step 3  0/10 without gain"
+    assert Converging(epoch=4, step=12, wait=0, patience=10, validating=True).detail() == (
+        "epoch 4 · validation  0/10 without gain"
+    )
+    assert state.detail(5) == "epoch 1"  # nothing fits: the shortest
+
+
+def test_a_converging_fit_makes_the_plan_unknown(no_ci: None) -> None:
+    # an experiment planned from fixed-length runs meets a converging one: the whole is unknown from then on
+    with CommandDisplay("experiment", _terminal(), _terminal(), total=10) as display:
+        display.start("gen0 Teacher", 5)
+        display.update(5)
+        display.finish()
+        display.start("gen0 Teacher", None)
+        assert display.total is None
+        display.converging(STATE)
+        drawn = _drawn(display, 80)
+        assert drawn[1].startswith("experiment") and not [line for line in drawn if "left" in line], drawn
+        display.finish()
+        display.skip_epochs(4)
+        assert display.total is None
+        assert display._progress.tasks[1].total is None  # type: ignore[union-attr]
+    with CommandDisplay("experiment", _terminal(), _terminal(), total=10) as display:
+        display.skip_epochs(None)  # a reused converging run: its epochs were never in the plan
+        assert display.total is None
+
+
+@pytest.mark.parametrize(
+    ("width", "line"),
+    [
+        (
+            140,
+            "Teacher stopped at epoch 100 (step 300): the step cap was reached (train.converge.max_steps 300); "
+            "best epoch 97 (step 291), val Dice 0.6412",
+        ),
+        (80, "Teacher stopped at epoch 100 (step cap 300); best epoch 97, Dice 0.6412"),
+    ],
+)
+def test_the_stop_line_is_printed_once(no_ci: None, width: int, line: str) -> None:
+    summary = {
+        "stop": {"rule": "converge", "stopped_by": "max_steps", "patience": 10, "max_steps": 300},
+        "epochs": 100,
+        "steps": 300,
+        "best_epoch": 97,
+        "best_step": 291,
+        "val_dice": 0.64125,
+    }
+    console = _terminal(width)
+    with CommandDisplay("train", console, _terminal(width), total=None) as display:
+        display.stopped("Teacher", summary)
+    assert display.stops == ["Teacher"]
+    printed = Text.from_ansi(console.file.getvalue()).plain.splitlines()  # type: ignore[attr-defined]
+    assert [p for p in printed if "stopped" in p or "Dice" in p] == [line]  # whole, on one line

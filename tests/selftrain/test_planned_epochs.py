@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from teachseg.config import build_config
+import pytest
+
+from teachseg.config import Config, build_config
+from teachseg.selftrain import experiment
 from teachseg.selftrain.experiment import planned_experiment_epochs
 from teachseg.selftrain.methods import planned_epochs
 
 
 def _cfg(**sections: object):
-    return build_config({"train": {"epochs": 30}, **sections})
+    """Fits of a known length: ``train.stop: epochs``, 30 epochs."""
+    train = {"stop": "epochs", "epochs": 30, **sections.pop("train", {})}  # type: ignore[dict-item]
+    return build_config({"train": train, **sections})
 
 
 def test_a_loop_plans_its_teacher_and_every_student_it_may_train() -> None:
@@ -34,3 +39,29 @@ def test_an_experiment_plans_every_run() -> None:
     assert planned_experiment_epochs(cfg) == (4 * 30 + 4 * 90, True)
     only_supervised = _cfg(experiment={**grid, "methods": ["supervised"]})
     assert planned_experiment_epochs(only_supervised) == (4 * 30, False)
+
+
+def test_converging_fits_have_no_plan() -> None:
+    # the default stop rule: no fit's length is known, whatever train.epochs, the cap or the method says
+    for method in ("teacher_student", "supervised", "mean_teacher", "fixmatch"):
+        cfg = build_config({"train": {"epochs": 30}, "selftrain": {"method": method, "max_generations": 3}})
+        assert cfg.train.stop == "converge"
+        assert planned_epochs(cfg) == (None, False), method
+    grid = {"archs": ["linknet", "fpn"], "seeds": [1, 2], "methods": ["supervised", "teacher_student"]}
+    assert planned_experiment_epochs(build_config({"experiment": grid})) == (None, False)
+
+
+def test_a_grid_with_one_converging_run_has_no_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = {"archs": ["linknet", "fpn"], "seeds": [1], "methods": ["supervised"]}
+    cfg = _cfg(experiment=grid)
+    assert planned_experiment_epochs(cfg) == (60, False)
+    of_the_grid = experiment.run_config
+
+    def one_converges(cfg: Config, run: dict) -> Config:  # the grid cannot mix stop rules yet; a run may
+        rcfg = of_the_grid(cfg, run)
+        if run["arch"] == "fpn":
+            rcfg = rcfg.model_copy(update={"train": rcfg.train.model_copy(update={"stop": "converge"})})
+        return rcfg
+
+    monkeypatch.setattr(experiment, "run_config", one_converges)
+    assert planned_experiment_epochs(cfg) == (None, False)  # 30 known epochs and an unknown: unknown

@@ -36,6 +36,7 @@ def train(
     from teachseg.training.fit import is_child_rank, train_model
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_data, prepare_run_dir
+    from teachseg.training.progress import known_epochs
     from teachseg.training.spec import ModelSpec
 
     cfg = load_config(config, set_)  # checks every name (arch, encoder, precision, ...) before anything else
@@ -61,7 +62,7 @@ def train(
         "train",
         console,
         out,
-        total=cfg.train.epochs,
+        total=known_epochs(cfg),
         enabled=progress and cfg.train.progress_bar and not child,
     )
     with display:
@@ -79,13 +80,16 @@ def train(
         )
     if summary is None:
         return
-    _print_summary(summary, run_dir)
+    _print_summary(summary, run_dir, stop_told="Teacher" in display.stops)
 
 
-def _print_summary(data: dict, run_dir: Path) -> None:
+def _print_summary(data: dict, run_dir: Path, *, stop_told: bool = False) -> None:
+    """The summary table, why training stopped (unless the fit has said so: ``stop_told``), the files."""
     from rich.table import Table
 
+    from teachseg.cli._display import fitted_line
     from teachseg.runfiles import TrainSummary
+    from teachseg.training.progress import stop_lines
 
     summary = TrainSummary.from_data(data, path=run_dir / TrainSummary.FILE)
     table = Table(title=f"{summary.arch}-{summary.encoder}, seed {summary.seed}", show_header=True)
@@ -104,18 +108,9 @@ def _print_summary(data: dict, run_dir: Path) -> None:
         f(summary.images_per_second),
     )
     out.print(table)
-    stop = summary.stop or {}
-    if summary.steps is not None and stop.get("stopped_by"):
-        why = {
-            "patience": "validation Dice stopped improving",
-            "max_steps": "the step cap (train.converge.max_steps) was reached",
-            "epochs": "train.epochs were done",
-        }
-        out.print(
-            f"stopped after {summary.steps} optimiser steps: {why.get(stop['stopped_by'], stop['stopped_by'])} "
-            f"(best at step {summary.best_step})",
-            highlight=False,
-        )
+    # a converging fit said why it stopped as it stopped; one of fixed length, or reused, says it here
+    if not stop_told and summary.steps is not None and (summary.stop or {}).get("stopped_by"):
+        out.print(fitted_line(stop_lines("Teacher", summary.to_data()), out), highlight=False, markup=False)
     out.print(f"model: {run_dir / 'model'}\nsummary: {run_dir / 'summary.json'}", highlight=False)
 
 

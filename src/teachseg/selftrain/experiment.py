@@ -225,11 +225,15 @@ def run_experiment(
     return state
 
 
-def planned_experiment_epochs(cfg: Config) -> tuple[int, bool]:
+def planned_experiment_epochs(cfg: Config) -> tuple[int | None, bool]:
     """The epochs every run of the experiment's grid trains together, and whether that is an upper bound
-    (some teacher_student run may stop before its generation cap): :func:`planned_epochs` summed."""
+    (some teacher_student run may stop before its generation cap): :func:`planned_epochs` summed; None when
+    a run's length is not known (it converges), since then the whole is not known either."""
     plans = [planned_epochs(run_config(cfg, run)) for run in plan(cfg)]
-    return sum(n for n, _ in plans), any(bound for _, bound in plans)
+    counts = [n for n, _ in plans]
+    if any(n is None for n in counts):
+        return None, False
+    return sum(n for n in counts if n is not None), any(bound for _, bound in plans)
 
 
 def finished(run_dir: Path) -> bool:

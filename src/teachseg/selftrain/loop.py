@@ -31,7 +31,7 @@ from teachseg.selftrain.external import check_teacher_data, rescore_teacher
 from teachseg.selftrain.pseudolabel import generate_pseudo_labels, pseudo_records, sha256_file
 from teachseg.training.fit import does_shared_work, from_rank_zero, is_child_rank, train_model
 from teachseg.training.prepare import PreparedData, prepare_data
-from teachseg.training.progress import as_reporter
+from teachseg.training.progress import as_reporter, known_epochs
 from teachseg.training.spec import ModelSpec
 
 LINEAGE = "lineage.json"
@@ -113,7 +113,7 @@ def run_selftrain(
     st = cfg.selftrain
     report = as_reporter(console)
     say = report.print
-    student_epochs = st.student.epochs or cfg.train.epochs
+    student_epochs = known_epochs(cfg, st.student.epochs)  # None: they converge, so never planned
     cap = (
         f"of at most {st.max_generations}" if st.patience < st.max_generations else f"of {st.max_generations}"
     )
@@ -197,7 +197,7 @@ def run_selftrain(
 
     if not unlabelled:
         stopped = "no unlabelled images: stopped after the Teacher"
-        report.skip_epochs(st.max_generations * student_epochs)
+        report.skip_epochs(None if student_epochs is None else st.max_generations * student_epochs)
         say(
             f"[yellow]{stopped}[/] (add images without masks, data.unlabelled_dirs, or data.label_fraction < 1)"
         )
@@ -310,7 +310,7 @@ def run_selftrain(
         save_lineage()
         if no_gain >= st.patience:
             stopped = f"no gain for {no_gain} generation(s) (patience {st.patience})"
-            report.skip_epochs((st.max_generations - g) * student_epochs)
+            report.skip_epochs(None if student_epochs is None else (st.max_generations - g) * student_epochs)
             break
     else:
         if unlabelled:

@@ -34,7 +34,7 @@ from teachseg.data.modality import dataset_modality
 from teachseg.errors import ConfigError
 from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 from teachseg.training.prepare import PreparedData, prepare_data
-from teachseg.training.progress import as_reporter
+from teachseg.training.progress import as_reporter, known_epochs
 from teachseg.training.spec import ModelSpec
 
 LINEAGE = "lineage.json"
@@ -143,14 +143,17 @@ def run_method(
     return result.to_data()
 
 
-def planned_epochs(cfg: Config) -> tuple[int, bool]:
+def planned_epochs(cfg: Config) -> tuple[int | None, bool]:
     """The epochs one run of ``cfg.selftrain.method`` trains, and whether that is only an upper bound.
 
     A teacher_student loop trains its Teacher (none with ``selftrain.teacher_model``) and up to
     ``max_generations`` Students; the no-gain rule may stop it sooner (a bound), unless ``patience`` is at
-    least the cap. The other methods train once, for ``train.epochs``.
+    least the cap. The other methods train once, for ``train.epochs``. With ``train.stop: converge`` no fit's
+    length is known (the epoch cap from ``train.converge.max_steps`` is a guard, not a plan): None.
     """
     st = cfg.selftrain
+    if cfg.train.stop != "epochs":
+        return None, False
     if st.method != "teacher_student":
         return cfg.train.epochs, False
     teacher = 0 if st.teacher_model is not None else cfg.train.epochs
@@ -206,7 +209,7 @@ def train_online(
         if not is_child_rank():  # what a killed run was writing (checkpoints, model folder)
             remove_stale_temporaries(run_dir, recursive=True)
         if (run_dir / "summary.json").is_file():
-            as_reporter(console).skip_epochs(epochs)
+            as_reporter(console).skip_epochs(known_epochs(cfg))
             return read_json(run_dir / "summary.json")
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

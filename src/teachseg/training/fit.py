@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import time
 import warnings
@@ -36,7 +37,7 @@ from teachseg.precision import lightning_name, resolve
 from teachseg.runfiles import TrainSummary
 from teachseg.training import convergence, steps
 from teachseg.training.module import SegmentationModule
-from teachseg.training.progress import EPOCH, as_reporter
+from teachseg.training.progress import EPOCH, Converging, as_reporter, known_epochs
 from teachseg.training.spec import ModelSpec
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_dice", "val_jaccard"]
@@ -56,20 +57,62 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class EpochRecorder(Callback):
     """Writes ``metrics.csv`` after every validation, measures training throughput, and reports the fit's
     epochs and batches to ``console`` (a :class:`~teachseg.training.progress.Reporter`, or anything with
-    rich's ``print``) as the phase ``phase``."""
+    rich's ``print``) as the phase ``phase``.
 
-    def __init__(self, path: Path, n_train: int, console: Any = None, phase: str = "training"):
+    With ``stopper`` (``train.stop: converge``) the fit has no known length: its epoch cap is a guard derived
+    from ``max_steps``, never shown; the reporter hears where the stopping rule stands instead
+    (:class:`~teachseg.training.progress.Converging`, read from ``stopper``'s own state)."""
+
+    def __init__(
+        self,
+        path: Path,
+        n_train: int,
+        console: Any = None,
+        phase: str = "training",
+        stopper: convergence.ConvergenceStop | None = None,
+    ):
         self.path = path
         self.n_train = n_train
         self.reporter = as_reporter(console)
         self.phase = phase
+        self.stopper = stopper
         self.train_seconds = 0.0
         self.images_seen = 0
         self._t0: float | None = None
 
+    def _epochs(self, trainer: L.Trainer) -> int | None:
+        """The fit's length as the display shows it: None while it converges."""
+        return None if self.stopper is not None else int(trainer.max_epochs or 0)
+
+    def _report_convergence(self, trainer: L.Trainer, pl_module: L.LightningModule, validating: bool) -> None:
+        """Where the stopping rule stands (it has seen every validation before the current epoch's)."""
+        assert self.stopper is not None
+        score = float(self.stopper.best_score)
+        best = score if math.isfinite(score) else None
+        # the epoch of the rule's best: the first validation that scored it (later equal scores are no gain)
+        best_epoch = next(
+            (
+                int(row["epoch"])
+                for row in getattr(pl_module, "history", [])
+                if best is not None and abs(float(row["val_dice"]) - best) <= 1e-6
+            ),
+            None,
+        )
+        self.reporter.converging(
+            Converging(
+                epoch=trainer.current_epoch + 1,
+                step=int(trainer.global_step),
+                wait=int(self.stopper.wait_count),
+                patience=int(self.stopper.patience),
+                best=best if best_epoch is not None else None,
+                best_epoch=best_epoch,
+                validating=validating,
+            )
+        )
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:  # a resumed fit starts at the epoch its checkpoint reached
-            self.reporter.start(self.phase, int(trainer.max_epochs or 0), EPOCH, done=trainer.current_epoch)
+            self.reporter.start(self.phase, self._epochs(trainer), EPOCH, done=trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
@@ -78,6 +121,9 @@ class EpochRecorder(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if not trainer.is_global_zero:
+            return
+        if self.stopper is not None:
+            self._report_convergence(trainer, pl_module, validating=False)
             return
         epoch, n = trainer.current_epoch, trainer.num_training_batches
         share = (batch_idx + 1) / n if 0 < n < float("inf") else 0.0
@@ -91,7 +137,10 @@ class EpochRecorder(Callback):
             self._t0 = None
         if trainer.is_global_zero and not trainer.sanity_checking:
             epoch = trainer.current_epoch
-            self.reporter.update(epoch + 1, f"epoch {epoch + 1}/{trainer.max_epochs} · validation")
+            if self.stopper is not None:
+                self._report_convergence(trainer, pl_module, validating=True)
+            else:
+                self.reporter.update(epoch + 1, f"epoch {epoch + 1}/{trainer.max_epochs} · validation")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -99,7 +148,7 @@ class EpochRecorder(Callback):
         history = getattr(pl_module, "history", [])
         write_metrics_csv(self.path, history)
         if history:
-            self.reporter.epoch(self.phase, history[-1], int(trainer.max_epochs or 0))
+            self.reporter.epoch(self.phase, history[-1], self._epochs(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -247,7 +296,7 @@ def train_model(
     if resume and not is_child_rank():
         remove_stale_temporaries(run_dir, recursive=True)  # what a killed run was writing (checkpoints ...)
     if resume and summary_path.is_file():
-        as_reporter(console).skip_epochs(epochs)
+        as_reporter(console).skip_epochs(known_epochs(cfg, epochs))
         return TrainSummary.read(summary_path).to_data()
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -304,9 +353,9 @@ def fit_select_export(
     """
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    recorder = EpochRecorder(run_dir / "metrics.csv", images_per_epoch, console, phase)
-    best_cb = steps.best_checkpoint(ckpt_dir)
     stop_cb = convergence.stopper(cfg)
+    recorder = EpochRecorder(run_dir / "metrics.csv", images_per_epoch, console, phase, stop_cb)
+    best_cb = steps.best_checkpoint(ckpt_dir)
     last_cb = steps.last_checkpoint(ckpt_dir)
     # Lightning runs checkpoint callbacks last, so every last.ckpt holds this validation's stopping state
     callbacks: list[Callback] = [recorder, best_cb, last_cb, *([stop_cb] if stop_cb is not None else [])]
@@ -350,6 +399,8 @@ def fit_select_export(
         model_dir="model",
     )
     trained |= extra_summary or {}
+    if stop_cb is not None:  # why and where it stopped, before its evaluation phase begins
+        recorder.reporter.stopped(phase, trained)
     meta = steps.export_model(cfg, spec, model, run_dir / "model", trained, train_records, val_records)
 
     # Native-resolution evaluation of the selected model (per-image metrics and predictions for the report).
