@@ -168,7 +168,11 @@ def base_config(args: argparse.Namespace, data_root: Path, size: int, epochs: in
             "num_workers": args.workers,
         },
         "model": {"arch": "linknet", "encoder": "resnet34", "encoder_weights": None},
-        "train": {"epochs": epochs, "progress_bar": False},
+        "train": {
+            "epochs": epochs,
+            "stop": "epochs",
+            "progress_bar": False,
+        },  # the ledger's fixed-epochs runs
         # the package's loop defaults: Students while they beat their Teacher on validation, at most 3
         # (before 2026-12-06 the benchmark capped it at 2, which ended 4 of 6 loops while they still gained)
         "selftrain": {"max_generations": 3, "patience": 1},
