@@ -27,6 +27,7 @@ def train(
 ) -> None:
     """Train a model (the Teacher) on a labelled folder; keeps the epoch with the best validation Dice."""
     from teachseg.config import load_config
+    from teachseg.pretrain.method import needs_split_check, resolve_encoder_weights
     from teachseg.training.fit import is_child_rank, train_model
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_data, prepare_run_dir
@@ -42,6 +43,11 @@ def train(
             check_same_config(run_dir, cfg)
         record_config(run_dir, cfg)
     data = prepare_data(cfg, run_dir, resume=resume or child)
+    if needs_split_check(
+        cfg
+    ):  # model.encoder_weights: pretrain, or a pretrained encoder checked on this split
+        cfg = resolve_encoder_weights(cfg, data, console=None if child else console)
+        spec = ModelSpec.teacher(cfg)
     s = data.split
     if not child:
         console.print(

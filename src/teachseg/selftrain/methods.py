@@ -3,6 +3,12 @@
 * ``teacher_student``: the study's offline loop (:func:`teachseg.selftrain.loop.run_selftrain`).
 * ``mean_teacher`` and ``fixmatch``: online methods (:mod:`teachseg.selftrain.online`), one training run.
 * ``supervised``: the labelled images only, the same epochs: the baseline every comparison needs.
+* ``pretrain``: self-supervised pretraining of the encoder on the training images (labelled and unlabelled,
+  :mod:`teachseg.pretrain`), then supervised fine-tuning from it.
+
+Any method starts from this run's pretrained encoder with ``model.encoder_weights: pretrain`` (a pretrained
+Teacher, then Students, for ``teacher_student``); a pretrained encoder is made or reused, and checked against
+the run's split, before anything trains (:func:`teachseg.pretrain.method.resolve_encoder_weights`).
 
 Every method writes the same run folder as the study's loop: ``gen0/`` (an ordinary training run folder
 with ``model/``, ``metrics.csv``, per-image scores), ``lineage.json`` and ``summary.json``, so reports,
@@ -25,7 +31,7 @@ import numpy as np
 
 from teachseg.config import ONLINE_METHODS, Config
 from teachseg.data.datasets import Record
-from teachseg.data.imageio import read_image
+from teachseg.data.strong import modality_of
 from teachseg.errors import ConfigError
 from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 from teachseg.training.prepare import PreparedData, prepare_data
@@ -44,6 +50,11 @@ def run_method(
 ) -> dict[str, Any]:
     """Run (or resume) ``cfg.selftrain.method`` in ``run_dir``; returns the run's summary."""
     method = cfg.selftrain.method
+    from teachseg.pretrain.method import needs_split_check, resolve_encoder_weights
+
+    if needs_split_check(cfg):  # make or reuse the pretrained encoder; refuse one that saw held-out images
+        data = data or prepare_data(cfg, run_dir, resume=resume)
+        cfg = resolve_encoder_weights(cfg, data, console=console)
     if method == "teacher_student":
         from teachseg.selftrain.loop import run_selftrain
 
@@ -79,6 +90,14 @@ def run_method(
             resume=resume,
             console=console,
         )
+    elif method == "pretrain":
+        from teachseg.pretrain.method import finetune
+
+        say(
+            f"[bold]pretrain[/]: fine-tuning {spec.name} from its pretrained encoder on {len(data.train)} "
+            "labelled images"
+        )
+        summary = finetune(cfg, run_dir / "gen0", data, resume=resume, console=console)
     else:
         from teachseg.training.fit import train_model
 
@@ -104,7 +123,17 @@ def run_method(
     lineage = Lineage(
         generations=[
             GenerationEntry.of(
-                0, method, trained, "gen0", pseudo=stats, decision=f"{method}: one training run"
+                0,
+                method,
+                trained,
+                "gen0",
+                pseudo=stats,
+                decision=f"{method}: one training run",
+                **(
+                    {"pretrain": pretrained}
+                    if (pretrained := (trained.model_extra or {}).get("pretrain"))
+                    else {}
+                ),
             )
         ],
         final_generation=0,
@@ -127,19 +156,6 @@ def run_method(
     )
     result.write(run_dir / "summary.json")
     return result.to_data()
-
-
-def modality_of(records: Sequence[Record], modality: str) -> str:
-    """``ultrasound`` when the first images are grey (equal channels), else ``he``; or ``modality`` as set."""
-    if modality != "auto":
-        return modality
-    for rec in list(records)[:8]:
-        image = read_image(rec.image)
-        if not (
-            np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
-        ):
-            return "he"
-    return "ultrasound"
 
 
 def train_online(

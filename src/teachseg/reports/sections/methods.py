@@ -24,13 +24,15 @@ from teachseg.reports.stats import mean_per_image, paired_test, summarize
 from teachseg.reports.tables.model import Interval, PlusMinus, Table, fmt_p
 
 SUPERVISED = "supervised"
-ORDER = ("supervised", "teacher_student", "mean_teacher", "fixmatch")
+ORDER = ("supervised", "pretrain", "teacher_student", "mean_teacher", "fixmatch")
 INTRO = (
     "Every method ran on the same split per seed, architecture, augmentation, loss, metric and epochs. "
     "Test Dice is the mean over seeds (± SD, 95% t-interval over seeds); the best method at each label "
     "fraction is chosen on validation Dice, never on test. Gap closed: (method − supervised) / "
     "(ceiling − supervised) per seed, against the ceiling of the same seed (each seed has its own split), then "
-    "averaged over seeds; the ceiling is supervised training with every mask."
+    "averaged over seeds; the ceiling is supervised training with every mask. Pretraining: the wall time of the "
+    "in-domain pretraining of the encoder that an arm started from, mean over seeds, on the device it ran on (one "
+    "pretraining per seed serves every arm and label fraction that uses it)."
 )
 
 
@@ -46,6 +48,17 @@ class Cell:
     split: str = "test"
     #: seed -> (best validation epoch, epochs trained) of the final model, where the run says
     best_epochs: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: seed -> seconds of the pretraining its encoder started from (``pretrain`` in its summary), and the
+    #: kinds of device those ran on (cpu, gpu)
+    pretrain_seconds: dict[int, float] = field(default_factory=dict)
+    pretrain_devices: set[str] = field(default_factory=set)
+
+    def pretrain_cost(self) -> str:
+        """``"12.5 GPU min"``: mean pretraining minutes over seeds ("" when the arm did not pretrain)."""
+        if not self.pretrain_seconds:
+            return ""
+        minutes = float(np.mean(list(self.pretrain_seconds.values()))) / 60.0
+        return f"{minutes:.1f} {'/'.join(sorted(self.pretrain_devices)).upper() or 'CPU'} min"
 
 
 def final_model(entry: ExperimentEntry) -> TrainRun | None:
@@ -81,6 +94,10 @@ def collect(entries: list[ExperimentEntry], warn: Warnings) -> dict[tuple[str, f
         best_epoch, epochs = model.get("best_epoch"), model.get("epochs")
         if isinstance(best_epoch, int) and isinstance(epochs, int) and epochs > 0:
             cell.best_epochs[seed] = (best_epoch, epochs)
+        pretrain = model.get("pretrain")
+        if isinstance(pretrain, dict) and _number(pretrain.get("seconds")) is not None:
+            cell.pretrain_seconds[seed] = float(pretrain["seconds"])
+            cell.pretrain_devices.add(str(pretrain.get("device_kind") or "cpu"))
         split = model.eval_split
         if split is not None:
             cell.per_image[seed] = dice_by_image(model.per_image[split])
@@ -176,7 +193,17 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
     table = Table(
         "methods",
         "Test Dice per method and label fraction",
-        ["Label fraction", "Method", "Seeds", "Test Dice", "95% CI", "Val Dice", "Gap closed", "Chosen"],
+        [
+            "Label fraction",
+            "Method",
+            "Seeds",
+            "Test Dice",
+            "95% CI",
+            "Val Dice",
+            "Gap closed",
+            "Chosen",
+            "Pretraining",
+        ],
     )
     for frac in fractions:
         sup = cells.get((SUPERVISED, frac))
@@ -200,6 +227,7 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
                     _mean(c.val) if c.val else None,
                     gap,
                     "yes" if method == best else "",
+                    c.pretrain_cost(),
                 ]
             )
     alerts = []
