@@ -43,9 +43,8 @@ def train(
             check_same_config(run_dir, cfg)
         record_config(run_dir, cfg)
     data = prepare_data(cfg, run_dir, resume=resume or child)
-    if needs_split_check(
-        cfg
-    ):  # model.encoder_weights: pretrain, or a pretrained encoder checked on this split
+    # model.encoder_weights: pretrain (made or reused), or a pretrained encoder checked against this split
+    if needs_split_check(cfg):
         cfg = resolve_encoder_weights(cfg, data, console=None if child else console)
         spec = ModelSpec.teacher(cfg)
     s = data.split

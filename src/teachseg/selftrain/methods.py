@@ -49,9 +49,9 @@ def run_method(
     data: PreparedData | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``cfg.selftrain.method`` in ``run_dir``; returns the run's summary."""
-    method = cfg.selftrain.method
     from teachseg.pretrain.method import needs_split_check, resolve_encoder_weights
 
+    method = cfg.selftrain.method
     if needs_split_check(cfg):  # make or reuse the pretrained encoder; refuse one that saw held-out images
         data = data or prepare_data(cfg, run_dir, resume=resume)
         cfg = resolve_encoder_weights(cfg, data, console=console)
@@ -120,6 +120,7 @@ def run_method(
     stats: dict[str, Any] | None = None
     if method in ONLINE_METHODS:
         stats = online_statistics(run_dir / "gen0", trained, withheld, cfg)
+    pretrained = (trained.model_extra or {}).get("pretrain")  # the pretraining it started from, if any
     lineage = Lineage(
         generations=[
             GenerationEntry.of(
@@ -129,11 +130,7 @@ def run_method(
                 "gen0",
                 pseudo=stats,
                 decision=f"{method}: one training run",
-                **(
-                    {"pretrain": pretrained}
-                    if (pretrained := (trained.model_extra or {}).get("pretrain"))
-                    else {}
-                ),
+                **({"pretrain": pretrained} if pretrained else {}),
             )
         ],
         final_generation=0,
