@@ -139,6 +139,42 @@ def test_local_encoder_weights(tmp_path: Path, suffix: str) -> None:
         assert torch.equal(got[key], value), key
 
 
+@pytest.mark.parametrize("prefix", ["", "encoder."])
+def test_timm_encoder_weights_keep_their_own_model_prefix(tmp_path: Path, prefix: str) -> None:
+    from safetensors.torch import save_file
+
+    from teachseg.models import build_encoder
+
+    torch.manual_seed(0)
+    state = build_encoder("tu-regnetx_002").state_dict()
+    assert all(k.startswith("model.") for k in state)  # timm's keys: the prefix is theirs, not Lightning's
+    path = tmp_path / "enc.safetensors"
+    save_file({f"{prefix}{k}": v.contiguous() for k, v in state.items()}, str(path))
+    torch.manual_seed(1)
+    got = build_model("linknet", "tu-regnetx_002", encoder_weights=path).encoder.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in state.items())
+
+
+def test_build_encoder_has_the_keys_of_every_architectures_encoder() -> None:
+    from teachseg.models import build_encoder
+
+    keys = set(build_encoder("resnet18").state_dict())
+    for arch in ("linknet", "fpn", "unet", "deeplabv3plus"):
+        assert set(build_model(arch, "resnet18").encoder.state_dict()) == keys, arch
+    with pytest.raises(ModelError, match="smp cannot build encoder 'tu-vit_tiny_patch16_224'"):
+        build_encoder("tu-vit_tiny_patch16_224")
+
+
+def test_a_pretrain_folder_is_accepted_as_encoder_weights(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = build_model("linknet", "resnet18").encoder.state_dict()
+    (tmp_path / "pt").mkdir()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "pt" / "encoder.safetensors"))
+    got = build_model("fpn", "resnet18", encoder_weights=tmp_path / "pt").encoder.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in state.items())
+
+
 def test_mismatching_encoder_weights_are_refused(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 

@@ -13,7 +13,15 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.mark.parametrize(
     "name",
-    ["busi.yaml", "paper.yaml", "busi-quick.yaml", "demo.yaml", "ssl-busi.yaml", "ssl-busi-quick.yaml"],
+    [
+        "busi.yaml",
+        "paper.yaml",
+        "busi-quick.yaml",
+        "demo.yaml",
+        "ssl-busi.yaml",
+        "ssl-busi-quick.yaml",
+        "pretrain-busi.yaml",
+    ],
 )
 def test_config_loads(name: str) -> None:
     cfg = load_config(CONFIGS / name)
@@ -50,3 +58,17 @@ def test_ssl_busi_converges_and_chooses_on_a_selection_split() -> None:
         cfg = load_config(CONFIGS / name)
         assert cfg.train.stop == "converge" and cfg.train.schedule == "plateau", name
         assert cfg.data.select_fraction == 0.1 and cfg.selftrain.online.modality == "auto", name
+
+
+def test_pretrain_busi_compares_pretraining_with_supervised_at_every_fraction() -> None:
+    from teachseg.selftrain.experiment import plan
+
+    cfg = load_config(CONFIGS / "pretrain-busi.yaml")
+    assert cfg.pretrain.objective == "densecl" and cfg.pretrain.modality == "auto"
+    assert cfg.model.encoder_weights is None
+    runs = plan(cfg, has_own_unlabelled=False)
+    # both arms at every fraction (pretraining needs no unlabelled images), for each seed
+    assert {(r["method"], r["label_fraction"]) for r in runs} == {
+        (m, f) for m in ("supervised", "pretrain") for f in (0.25, 0.5, 1.0)
+    }
+    assert len(runs) == 2 * 3 * 3

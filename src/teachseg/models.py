@@ -25,6 +25,8 @@ from teachseg.errors import ModelError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 META_FILE = "teachseg.json"
+#: The encoder weights file of a ``teachseg pretrain`` folder (beside its ``pretrain.json``).
+PRETRAINED_ENCODER = "encoder.safetensors"
 FORMAT_VERSION = 1
 
 
@@ -59,7 +61,8 @@ def build_model(
         arch: any smp architecture name (case-insensitive), e.g. ``linknet``, ``fpn``, ``unet``.
         encoder: any smp encoder, e.g. ``resnet34``.
         encoder_weights: ``"imagenet"`` (downloaded through smp), ``None``, or a path to a local weights file
-            (``.safetensors``, or ``.pth``/``.pt`` read with ``weights_only=True``) holding the encoder's state dict.
+            (``.safetensors``, or ``.pth``/``.pt`` read with ``weights_only=True``) holding the encoder's state dict,
+            or to a ``teachseg pretrain`` folder (its ``encoder.safetensors``).
         dropout: channel dropout applied to the decoder output before the segmentation head
             (``model.decoder_dropout``, Noisy Student's ``selftrain.student.dropout``); implemented as a hook so
             the state dict, and so the saved model folder, stay identical to smp's (inference has no dropout).
@@ -74,6 +77,8 @@ def build_model(
             smp_weights = "imagenet"
         else:
             local = Path(encoder_weights)
+            if local.is_dir() and (local / PRETRAINED_ENCODER).is_file():  # a `teachseg pretrain` folder
+                local = local / PRETRAINED_ENCODER
             if not local.is_file():
                 raise ModelError(
                     "encoder weights file not found",
@@ -104,6 +109,26 @@ def build_model(
     if dropout > 0:
         add_head_dropout(model, dropout)
     return model
+
+
+def build_encoder(encoder: str = "resnet34", in_channels: int = 3) -> nn.Module:
+    """The encoder alone, randomly initialised, as every smp architecture builds it (depth 5, output stride 32):
+    its state dict has exactly the keys of ``build_model(arch, encoder).encoder`` (what
+    :func:`load_encoder_weights` loads), whatever the architecture.
+
+    Raises:
+        ModelError: an unknown name, or an encoder smp cannot build (the reason quoted).
+    """
+    import segmentation_models_pytorch as smp
+
+    check_names("linknet", encoder)
+    try:
+        return smp.encoders.get_encoder(encoder, in_channels=in_channels, depth=5, weights=None)
+    except Exception as exc:
+        raise ModelError(
+            f"smp cannot build encoder '{encoder}' ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+            fix="choose a convolutional encoder such as resnet34 (list them with `teachseg models --encoders`)",
+        ) from None
 
 
 def add_head_dropout(model: nn.Module, p: float) -> None:
@@ -142,25 +167,27 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _encoder_key(key: str, wanted: set[str]) -> str:
+    """``key`` as the encoder names it: as is, or without an ``encoder.`` (and a Lightning ``model.``) prefix.
+    The key is tried as is first: timm encoders (``tu-*``) have keys that start with ``model.`` themselves."""
+    for k in (key, key.removeprefix("encoder."), key.removeprefix("model.").removeprefix("encoder.")):
+        if k in wanted:
+            return k
+    return key.removeprefix("model.").removeprefix("encoder.")
+
+
 def load_encoder_weights(model: nn.Module, path: Path) -> None:
     """Load a local encoder state dict (keys with or without an ``encoder.`` prefix; classifier keys dropped)."""
     state = _read_state_dict(path)
     enc: nn.Module = model.encoder  # type: ignore[assignment]
     wanted = set(enc.state_dict())
-    cleaned: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        k = key.removeprefix("model.").removeprefix("encoder.")
-        if k in wanted:
-            cleaned[k] = value
+    keys = {key: _encoder_key(key, wanted) for key in state}
+    cleaned = {keys[key]: value for key, value in state.items() if keys[key] in wanted}
     missing = sorted(wanted - set(cleaned))
     # Keys under the encoder's own modules that it lacks mean another depth (resnet34 into resnet18 shares
     # every resnet18 key and shape): refuse instead of silently loading part of it.
     tops = {w.split(".")[0] for w in wanted}
-    extra = sorted(
-        k
-        for k in (key.removeprefix("model.").removeprefix("encoder.") for key in state)
-        if k not in wanted and k.split(".")[0] in tops
-    )
+    extra = sorted(k for k in keys.values() if k not in wanted and k.split(".")[0] in tops)
     if not cleaned or missing or extra:
         problems = []
         if missing:

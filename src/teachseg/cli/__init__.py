@@ -18,6 +18,7 @@ from rich.markup import escape  # error texts are not markup: "[openvino]", "sli
 
 from teachseg.cli import data as _data  # noqa: F401  (registers commands)
 from teachseg.cli import predict as _predict  # noqa: F401
+from teachseg.cli import pretrain as _pretrain  # noqa: F401
 from teachseg.cli import report as _report  # noqa: F401
 from teachseg.cli import selftrain as _selftrain  # noqa: F401
 from teachseg.cli import suggest as _suggest  # noqa: F401

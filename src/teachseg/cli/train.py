@@ -33,6 +33,7 @@ def train(
     """Train a model (the Teacher) on a labelled folder; keeps the epoch with the best validation Dice."""
     from teachseg.cli._display import CommandDisplay
     from teachseg.config import load_config
+    from teachseg.pretrain.method import needs_split_check, resolve_encoder_weights
     from teachseg.training.fit import is_child_rank, train_model
     from teachseg.training.identity import check_same_config, record_config
     from teachseg.training.prepare import prepare_data, prepare_run_dir
@@ -49,6 +50,10 @@ def train(
             check_same_config(run_dir, cfg)
         record_config(run_dir, cfg)
     data = prepare_data(cfg, run_dir, resume=resume or child)
+    # model.encoder_weights: pretrain (made or reused), or a pretrained encoder checked against this split
+    if needs_split_check(cfg):
+        cfg = resolve_encoder_weights(cfg, data, console=None if child else console)
+        spec = ModelSpec.teacher(cfg)
     s = data.split
     if not child:
         console.print(

@@ -136,7 +136,9 @@ class ModelConfig(_Section):
     arch: ArchName = "linknet"
     encoder: EncoderName = "resnet34"
     encoder_weights: str | None = Field(
-        None, description="'imagenet' (downloaded through smp), null (random), or a local weights file"
+        None,
+        description="'imagenet' (downloaded through smp), null (random), a local weights file or pretrain folder, "
+        "or 'pretrain' (this run's in-domain pretraining of the `pretrain` section, made or reused)",
     )
     decoder_dropout: float = Field(
         0.0,
@@ -282,10 +284,10 @@ class StudentConfig(_Section):
 
 
 #: The ways of using unlabelled images that ``selftrain.method`` and ``experiment.methods`` choose from.
-METHODS = ("teacher_student", "mean_teacher", "fixmatch", "supervised")
+METHODS = ("teacher_student", "mean_teacher", "fixmatch", "supervised", "pretrain")
 #: The methods that learn from unlabelled images during training (one generation, no pseudo-label files).
 ONLINE_METHODS = ("mean_teacher", "fixmatch")
-Method = Literal["teacher_student", "mean_teacher", "fixmatch", "supervised"]
+Method = Literal["teacher_student", "mean_teacher", "fixmatch", "supervised", "pretrain"]
 
 
 class OnlineConfig(_Section):
@@ -338,7 +340,8 @@ class SelfTrainConfig(_Section):
 
     method: Method = Field(
         "teacher_student",
-        description="teacher_student (the study's loop), mean_teacher, fixmatch, or supervised (labelled only)",
+        description="teacher_student (the study's loop), mean_teacher, fixmatch, supervised (labelled only), or "
+        "pretrain (self-supervised pretraining of the encoder on the training images, then supervised fine-tuning)",
     )
     online: OnlineConfig = Field(default_factory=OnlineConfig)
     teacher_model: Path | None = Field(
@@ -357,6 +360,43 @@ class SelfTrainConfig(_Section):
     patience: int = Field(1, ge=1, description="generations without gain before stopping")
     max_generations: int = Field(3, ge=1)
     skip_bad: bool = False
+
+
+class PretrainConfig(_Section):
+    """In-domain self-supervised pretraining of the encoder (``teachseg pretrain``, ``selftrain.method: pretrain``,
+    ``model.encoder_weights: pretrain``) on the run's training images, labelled and unlabelled, never on held-out
+    ones. See :mod:`teachseg.pretrain`."""
+
+    objective: Literal["densecl", "simclr"] = Field(
+        "densecl",
+        description="densecl (dense contrastive: global + per-location, suits segmentation) or simclr (global)",
+    )
+    epochs: int = Field(100, ge=1, description="passes over the training images")
+    batch_size: int = Field(32, ge=2, description="images per step (two views each)")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine decay over every step)")
+    weight_decay: float = Field(1e-4, ge=0)
+    temperature: float = Field(
+        0.5, gt=0, description="of the contrastive (NT-Xent) losses (lightly's default)"
+    )
+    image_size: int | None = Field(
+        None, ge=32, description="side of the views; defaults to data.image_size (the fine-tuning input)"
+    )
+    memory_bank: int = Field(
+        0, ge=0, description="densecl: negatives kept from earlier steps (0: the batch's own negatives only)"
+    )
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="densecl: weight of the dense loss term")
+    modality: Literal["auto", "ultrasound", "he", "generic"] = Field(
+        "auto",
+        description="augmentation flavour; auto: ultrasound for grey images (no colour, no vertical flips or "
+        "rotations), else he (stain colour jitter, flips and 90-degree rotations)",
+    )
+
+    @field_validator("image_size")
+    @classmethod
+    def _size_multiple_of_32(cls, v: int | None) -> int | None:
+        if v is not None and v % 32:
+            raise ValueError(f"pretrain.image_size {v} is not a multiple of 32; use {v // 32 * 32 or 32}")
+        return v
 
 
 class ExperimentConfig(_Section):
@@ -410,6 +450,7 @@ class Config(_Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     selftrain: SelfTrainConfig = Field(default_factory=SelfTrainConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
 
     @property

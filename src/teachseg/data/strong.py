@@ -6,18 +6,34 @@ and a strong view made from the weak one by changes that move no pixel. The phot
 albumentations (maintained, fast, seedable per image): colour and contrast, gamma, blur, Gaussian noise, and,
 for ultrasound, multiplicative noise that looks like speckle. CutMix (Yun et al. 2019; used on segmentation
 by UniMatch) pastes a box of another image of the batch, and the same box of its target; torchvision's and
-kornia's CutMix mix class labels, not masks, so the box is drawn here.
+kornia's CutMix mix class labels, not masks, so the box is drawn here. :func:`modality_of` tells grey ultrasound
+from H&E.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from teachseg.data.datasets import Record
+
 Modality = Literal["ultrasound", "he", "generic"]
+
+
+def modality_of(records: Sequence[Record], modality: str) -> str:
+    """``modality`` as set, or with ``auto`` the modality of all ``records`` by the one rule of
+    :func:`teachseg.data.modality.dataset_modality` (a run gets its dataset's, from ``split.json``: see
+    :meth:`teachseg.training.prepare.PreparedData.modality`)."""
+    from teachseg.data.modality import dataset_modality
+
+    if modality != "auto":
+        return modality
+    return dataset_modality(r.image for r in records)
 
 
 def strong_pipeline(modality: Modality = "generic", strength: float = 1.0) -> Any:

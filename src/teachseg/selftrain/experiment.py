@@ -3,9 +3,10 @@
 
 With ``experiment.methods`` and ``experiment.label_fractions`` every method runs at every label fraction on
 the same split per seed (the labelled images at 1/8 are a subset of those at 1/4, see
-:mod:`teachseg.data.stratify`). At a label fraction of 1 only ``supervised`` runs: it is the fully supervised
-ceiling, and the other methods would have nothing unlabelled (unless the data brings its own unlabelled
-images, in which case they run too).
+:mod:`teachseg.data.stratify`). At a label fraction of 1 only ``supervised`` (the fully supervised ceiling) and
+``pretrain`` (which pretrains on the training images themselves) run: the other methods would have nothing
+unlabelled (unless the data brings its own unlabelled images, in which case they run too). A seed's
+pretraining is made once, under the experiment folder, and serves every method and label fraction that uses it.
 
 With ``train.stop: converge`` (the default) every model trains until validation Dice stops improving, each
 under the cap ``train.converge.max_steps``; the ``supervised`` runs (the baseline of every gain, and the
@@ -43,6 +44,8 @@ from teachseg.training.identity import (
 from teachseg.training.progress import as_reporter
 
 EXPERIMENT = "experiment.json"
+#: Methods that run without unlabelled images (``pretrain`` learns from the training images themselves).
+LABELLED_ONLY = ("supervised", "pretrain")
 
 
 def run_dirname(
@@ -73,7 +76,7 @@ def plan(cfg: Config, *, has_own_unlabelled: bool | None = None) -> list[dict[st
     runs = []
     for method in methods:
         for fraction in fractions:
-            if fraction == 1.0 and method not in (None, "supervised") and not has_own_unlabelled:
+            if fraction == 1.0 and method not in (None, *LABELLED_ONLY) and not has_own_unlabelled:
                 continue  # nothing unlabelled: the ceiling is `supervised` at 1
             for arch in e.archs:
                 student = e.student_archs.get(arch) or cfg.selftrain.student.arch

@@ -18,17 +18,8 @@ from teachseg.data.datasets import Record
 from teachseg.errors import DataError, ModelError
 from teachseg.models import META_FILE, ModelMeta
 from teachseg.runfiles import TrainSummary
-from teachseg.training.identity import file_sha256, mask_key
+from teachseg.training.identity import file_sha256, records_by_hash
 from teachseg.training.progress import Reporter
-
-
-def _by_hash(records: Sequence[Record], masks: bool = False) -> dict[str, Record]:
-    out: dict[str, Record] = {}
-    for rec in records:
-        image = file_sha256(rec.image)
-        for key in [mask_key(image, m) for m in rec.masks] if masks else [image]:
-            out[key] = rec
-    return out
 
 
 def teacher_leaks(
@@ -41,7 +32,7 @@ def teacher_leaks(
         set(seen.get("masks", ())),
         set(seen.get("val_images", ())),
     )
-    val_h, test_h, held_h = _by_hash(val), _by_hash(test), _by_hash(withheld, masks=True)
+    val_h, test_h, held_h = records_by_hash(val), records_by_hash(test), records_by_hash(withheld, masks=True)
     return {
         "validation images it trained on": [r for h, r in val_h.items() if h in images],
         "test images it trained on": [r for h, r in test_h.items() if h in images],

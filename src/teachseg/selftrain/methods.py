@@ -4,6 +4,12 @@
 * ``mean_teacher`` and ``fixmatch``: online methods (:mod:`teachseg.selftrain.online`), one training run.
 * ``supervised``: the labelled images only: the baseline every comparison needs (trained until validation
   Dice stops improving with ``train.stop: converge``, the default).
+* ``pretrain``: self-supervised pretraining of the encoder on the training images (labelled and unlabelled,
+  :mod:`teachseg.pretrain`), then supervised fine-tuning from it.
+
+Any method starts from this run's pretrained encoder with ``model.encoder_weights: pretrain`` (a pretrained
+Teacher, then Students, for ``teacher_student``); a pretrained encoder is made or reused, and checked against
+the run's split, before anything trains (:func:`teachseg.pretrain.method.resolve_encoder_weights`).
 
 Every method writes the same run folder as the study's loop: ``gen0/`` (an ordinary training run folder
 with ``model/``, ``metrics.csv``, per-image scores), ``lineage.json`` and ``summary.json``, so reports,
@@ -30,7 +36,7 @@ import numpy as np
 
 from teachseg.config import ONLINE_METHODS, Config
 from teachseg.data.datasets import Record
-from teachseg.data.modality import dataset_modality
+from teachseg.data.strong import modality_of
 from teachseg.errors import ConfigError
 from teachseg.runfiles import GenerationEntry, Lineage, SelftrainSummary, TrainSummary
 from teachseg.training.prepare import PreparedData, prepare_data
@@ -49,7 +55,12 @@ def run_method(
     data: PreparedData | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``cfg.selftrain.method`` in ``run_dir``; returns the run's summary."""
+    from teachseg.pretrain.method import needs_split_check, resolve_encoder_weights
+
     method = cfg.selftrain.method
+    if needs_split_check(cfg):  # make or reuse the pretrained encoder; refuse one that saw held-out images
+        data = data or prepare_data(cfg, run_dir, resume=resume)
+        cfg = resolve_encoder_weights(cfg, data, console=console)
     if method == "teacher_student":
         from teachseg.selftrain.loop import run_selftrain
 
@@ -88,6 +99,14 @@ def run_method(
             modality=data.modality(cfg.selftrain.online.modality),
             select_records=data.select,
         )
+    elif method == "pretrain":
+        from teachseg.pretrain.method import finetune
+
+        say(
+            f"[bold]pretrain[/]: fine-tuning {spec.name} from its pretrained encoder on {len(data.train)} "
+            "labelled images"
+        )
+        summary = finetune(cfg, run_dir / "gen0", data, resume=resume, console=console)
     else:
         from teachseg.training.fit import train_model
 
@@ -112,10 +131,17 @@ def run_method(
     stats: dict[str, Any] | None = None
     if method in ONLINE_METHODS:
         stats = online_statistics(run_dir / "gen0", trained, withheld, cfg)
+    pretrained = (trained.model_extra or {}).get("pretrain")  # the pretraining it started from, if any
     lineage = Lineage(
         generations=[
             GenerationEntry.of(
-                0, method, trained, "gen0", pseudo=stats, decision=f"{method}: one training run"
+                0,
+                method,
+                trained,
+                "gen0",
+                pseudo=stats,
+                decision=f"{method}: one training run",
+                **({"pretrain": pretrained} if pretrained else {}),
             )
         ],
         final_generation=0,
@@ -159,14 +185,6 @@ def planned_epochs(cfg: Config) -> tuple[int | None, bool]:
     teacher = 0 if st.teacher_model is not None else cfg.train.epochs
     students = st.max_generations * (st.student.epochs or cfg.train.epochs)
     return teacher + students, st.patience < st.max_generations
-
-
-def modality_of(records: Sequence[Record], modality: str) -> str:
-    """``modality`` as set, or with ``auto`` the modality of all ``records`` by the rule of
-    :func:`teachseg.data.modality.dataset_modality` (a run gets its dataset's, from ``split.json``)."""
-    if modality != "auto":
-        return modality
-    return dataset_modality(r.image for r in records)
 
 
 def train_online(

@@ -325,6 +325,14 @@ def train_model(
     )
 
 
+def pretrained_encoder_summary(weights: str | None) -> dict[str, Any]:
+    """``{"pretrain": {...}}`` for a summary when the encoder started from a ``teachseg pretrain`` folder
+    (which pretraining, on how many images, at what cost; :mod:`teachseg.pretrain.record`), else ``{}``."""
+    from teachseg.pretrain.record import PretrainRecord  # a plain run file, imported only here
+
+    return PretrainRecord.summary_for(weights)
+
+
 def fit_select_export(
     cfg: Config,
     run_dir: Path,
@@ -401,6 +409,7 @@ def fit_select_export(
     trained |= extra_summary or {}
     if stop_cb is not None:  # why and where it stopped, before its evaluation phase begins
         recorder.reporter.stopped(phase, trained)
+    trained |= pretrained_encoder_summary(spec.encoder_weights)
     meta = steps.export_model(cfg, spec, model, run_dir / "model", trained, train_records, val_records)
 
     # Native-resolution evaluation of the selected model (per-image metrics and predictions for the report).

@@ -63,7 +63,11 @@ INERT_KEYS: dict[str, tuple[str, ...]] = {
     "mean_teacher": LOOP_KEYS,
     "fixmatch": LOOP_KEYS,
     "teacher_student": ("selftrain.online",),
+    "pretrain": (*LOOP_KEYS, "selftrain.online"),
 }
+#: The pretraining's settings: read only by runs that pretrain (``selftrain.method: pretrain``, or
+#: ``model.encoder_weights: pretrain``), inert for every other run.
+PRETRAIN_KEYS: tuple[str, ...] = ("pretrain",)
 MAX_GENERATIONS = "selftrain.max_generations"
 
 #: Keys added after run folders existed whose absence from a folder's record means another behaviour than
@@ -174,6 +178,13 @@ def stored_fields(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def uses_pretraining(cfg: Config) -> bool:
+    """Whether a run of ``cfg`` reads the ``pretrain`` section: it pretrains its encoder, or reuses its
+    pretraining (``selftrain.method: pretrain``, or ``pretrain`` as encoder weights; :mod:`teachseg.pretrain`)."""
+    weights = (cfg.model.encoder_weights, cfg.selftrain.student.encoder_weights)
+    return cfg.selftrain.method == "pretrain" or "pretrain" in weights
+
+
 def config_drift(run_dir: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
     """The keys whose values differ between the config that made ``run_dir`` and ``cfg`` ([] if none),
     leaving out those that cannot change the numbers of a run of ``cfg.selftrain.method``.
@@ -190,6 +201,8 @@ def config_drift(run_dir: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
     defaults = config_fields(Config.model_validate({}))
     old = {**{k: LEGACY_VALUES.get(k, v) for k, v in defaults.items() if k not in old}, **old}
     inert = INERT_KEYS.get(cfg.selftrain.method, ())
+    if not uses_pretraining(cfg):
+        inert = (*inert, *PRETRAIN_KEYS)
     changes = [c for c in changed_keys(old, config_fields(cfg)) if not _under(c[0], inert)]
     if [key for key, _, _ in changes] == [MAX_GENERATIONS] and cap_change_holds(run_dir, cfg):
         return []
@@ -307,6 +320,17 @@ def mask_key(image_sha256: str, mask: Path) -> str:
     """A mask's identity as a training target: its content hash paired with its image's (two empty masks
     of the same size are the same file, but not the same annotation)."""
     return hashlib.sha256(f"{image_sha256}:{file_sha256(mask)}".encode()).hexdigest()
+
+
+def records_by_hash(records: Iterable[Any], masks: bool = False) -> dict[str, Any]:
+    """Records by the content hash of their image (with ``masks``: by :func:`mask_key` of each of their masks),
+    to match them against the hashes a model or a pretrained encoder records as seen."""
+    out: dict[str, Any] = {}
+    for rec in records:
+        image = file_sha256(rec.image)
+        for key in [mask_key(image, m) for m in rec.masks] if masks else [image]:
+            out[key] = rec
+    return out
 
 
 def training_data_hashes(train_records: Iterable[Any], val_records: Iterable[Any] = ()) -> dict[str, Any]:

@@ -138,3 +138,24 @@ def test_a_baseline_best_at_its_last_epochs_is_named_in_an_alert():
     assert "supervised at 0.25 (seed 21: 40 of 40); mean_teacher at 0.25 (seed 42: 37 of 40)." in alert
     assert "fixmatch at" not in alert and "supervised at 1" not in alert
     assert "unlabelled_weight: 0" in alert and "pseudo_weight: 0" in alert
+
+
+def test_pretraining_cost_is_shown_beside_the_arms_that_used_it(entries):
+    def pretrained(seed: int, seconds: float, kind: str) -> ExperimentEntry:
+        e = _entry("fixmatch", 0.25, seed)
+        e.method = "pretrain"
+        gen0 = e.run.generations[0]
+        gen0.summary = TrainSummary(
+            **gen0.summary.model_dump(exclude_unset=True),
+            pretrain={"seconds": seconds, "device_kind": kind, "identity": "x"},
+        )
+        return e
+
+    cells = collect([*entries, pretrained(21, 600.0, "gpu"), pretrained(42, 1200.0, "gpu")], Warnings())
+    assert cells[("pretrain", 0.25)].pretrain_cost() == "15.0 GPU min"
+    assert cells[("supervised", 0.25)].pretrain_cost() == ""
+    table = methods_section([*entries, pretrained(21, 600.0, "gpu")], Warnings()).blocks[0]
+    assert table.columns[-1] == "Pretraining"
+    rows = {(r[0], r[1]): r for r in table.rows}
+    assert rows[("0.25", "pretrain")][-1] == "10.0 GPU min" and rows[("0.25", "supervised")][-1] == ""
+    assert [r[1] for r in table.rows if r[0] == "0.25"][:2] == ["supervised", "pretrain"]

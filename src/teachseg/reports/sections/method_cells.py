@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from teachseg.reports.readers import Warnings
 from teachseg.reports.runs import ExperimentEntry, SelfTrainRun, TrainRun
 from teachseg.reports.sections.common import dice_by_image
@@ -48,6 +50,17 @@ class Cell:
     augmentation: dict[int, str] = field(default_factory=dict)
     #: seed -> the dataset modality the run recorded (it decides the strong augmentation)
     modality: dict[int, str] = field(default_factory=dict)
+    #: seed -> seconds of the pretraining its encoder started from (``pretrain`` in its summary), and the
+    #: kinds of device those ran on (cpu, gpu)
+    pretrain_seconds: dict[int, float] = field(default_factory=dict)
+    pretrain_devices: set[str] = field(default_factory=set)
+
+    def pretrain_cost(self) -> str:
+        """``"12.5 GPU min"``: mean pretraining minutes over seeds ("" when the arm did not pretrain)."""
+        if not self.pretrain_seconds:
+            return ""
+        minutes = float(np.mean(list(self.pretrain_seconds.values()))) / 60.0
+        return f"{minutes:.1f} {'/'.join(sorted(self.pretrain_devices)).upper() or 'CPU'} min"
 
 
 def final_model(entry: ExperimentEntry) -> TrainRun | None:
@@ -147,6 +160,10 @@ def _record_training(cell: Cell, seed: int, model: TrainRun, run: SelfTrainRun, 
     best_epoch, epochs = model.get("best_epoch"), model.get("epochs")
     if isinstance(best_epoch, int) and isinstance(epochs, int) and epochs > 0:
         cell.best_epochs[seed] = (best_epoch, epochs)
+    pretrain = model.get("pretrain")
+    if isinstance(pretrain, dict) and number(pretrain.get("seconds")) is not None:
+        cell.pretrain_seconds[seed] = float(pretrain["seconds"])
+        cell.pretrain_devices.add(str(pretrain.get("device_kind") or "cpu"))
     best_step, steps = whole(model.get("best_step")), whole(model.get("steps"))
     if best_step is not None and steps:
         cell.best_steps[seed] = (best_step, steps)

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 SUPERVISED = "supervised"
-ORDER = ("supervised", "teacher_student", "mean_teacher", "fixmatch")
+ORDER = ("supervised", "pretrain", "teacher_student", "mean_teacher", "fixmatch")
 INTRO = (
     "Every method ran on the same split per seed, architecture, loss and metric; every model trained until "
     "validation Dice stopped improving (train.stop: converge) unless labelled otherwise, and the supervised "
@@ -61,7 +61,9 @@ INTRO = (
     "selection images, which no decision inside a run has seen (else on validation Dice, labelled "
     "selection-biased), never on test. Gap closed: (method − supervised) / (ceiling − supervised) per seed, "
     "against the ceiling of the same seed (each seed has its own split), then averaged over seeds; the "
-    "ceiling is supervised training with every mask."
+    "ceiling is supervised training with every mask. Pretraining: the wall time of the in-domain pretraining of "
+    "the encoder that an arm started from, mean over seeds, on the device it ran on (one pretraining per seed "
+    "serves every arm and label fraction that uses it)."
 )
 
 
@@ -143,6 +145,7 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
             "Select Dice",
             "Gap closed",
             "Chosen",
+            "Pretraining",
         ],
     )
     bases = set()
@@ -171,6 +174,7 @@ def methods_section(entries: list[ExperimentEntry], warn: Warnings) -> Section:
                     _mean(c.select) if c.select else None,
                     gap,
                     ("yes" if basis == "selection" else "yes (on validation)") if method == best else "",
+                    c.pretrain_cost(),
                 ]
             )
     alerts = []
