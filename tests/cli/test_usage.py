@@ -25,9 +25,19 @@ def _usage(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
 def test_mistyped_command(capsys: pytest.CaptureFixture[str]) -> None:
     lines = _usage(["trian"], capsys)
     assert lines[0].startswith("Usage: teachseg ") and "teachseg --help" in lines[1]
-    assert "error: No such command 'trian'. Did you mean 'train'?" in lines
+    # click suggests the closest names first ('pretrain' is close too)
+    assert any(line.startswith("error: No such command 'trian'. Did you mean 'train'") for line in lines), (
+        lines
+    )
     listed = next(line for line in lines if line.startswith("commands: "))
-    assert listed.removeprefix("commands: ").split(", ")[:4] == ["demo", "data", "train", "selftrain"]
+    names = listed.removeprefix("commands: ").split(", ")
+    assert [n for n in names if n in ("demo", "data", "train", "selftrain")] == [
+        "demo",
+        "data",
+        "train",
+        "selftrain",
+    ]
+    assert names[0] == "demo" and len(names) == len(set(names)) > 10
 
 
 def test_mistyped_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +70,7 @@ def test_missing_argument(capsys: pytest.CaptureFixture[str]) -> None:
 def test_usage_error_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     records = [json.loads(line) for line in _usage(["--log-format", "json", "trian"], capsys)]
     errors = [r for r in records if r["level"] == "error"]
-    assert len(errors) == 1 and "Did you mean 'train'?" in errors[0]["message"]
+    assert len(errors) == 1 and "Did you mean 'train'" in errors[0]["message"]
 
 
 def test_help_lists_the_commands_in_the_order_of_the_work(capsys: pytest.CaptureFixture[str]) -> None:

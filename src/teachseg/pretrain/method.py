@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from teachseg.config import Config, ModelConfig, StudentConfig
-from teachseg.data.datasets import Record
 from teachseg.errors import ConfigError
 from teachseg.models import PRETRAINED_ENCODER
 from teachseg.pretrain.guard import check_pretrained_encoder
