@@ -53,6 +53,7 @@ KEEP = (
     "*/metrics.csv",
     "*/val_per_image.csv",
     "*/test_per_image.csv",
+    "*/select_per_image.csv",
     "*/model/teachseg.json",
     "*/model/config.json",
 )

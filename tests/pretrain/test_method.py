@@ -87,6 +87,20 @@ def test_method_pretrain_fine_tunes_and_records_its_pretraining(synth_data: Path
     assert "encoder_weights: null" in (run_dir / "config.yaml").read_text()  # the config as the user wrote it
 
 
+def test_method_pretrain_scores_its_model_on_the_selection_images(synth_data: Path, runs: Path) -> None:
+    """The arm is chosen between methods on the selection images: its final model must be scored there."""
+    cfg = make_config(
+        synth_data, runs, name="pt-select", data={"select_fraction": 0.2}, selftrain={"method": "pretrain"}
+    )
+    run_dir = runs / "pt-select"
+    run_dir.mkdir()
+    record_config(run_dir, cfg)
+    run_method(cfg, run_dir)
+    gen0 = TrainSummary.read(run_dir / "gen0" / "summary.json")
+    assert gen0.select_dice is not None  # type: ignore[attr-defined]
+    assert (run_dir / "gen0" / "select_per_image.csv").is_file()
+
+
 def test_a_pretrained_teacher_and_its_students(synth_data: Path, runs: Path) -> None:
     cfg = make_config(
         synth_data,

@@ -138,8 +138,9 @@ def finetune(
     """Supervised fine-tuning of the whole model from the pretrained encoder (``cfg`` resolved by
     :func:`resolve_encoder_weights`) on the labelled images, into ``run_dir``; its summary.
 
-    Hook: this is the supervised path, ``train.epochs`` epochs with the best validation epoch kept. Training to
-    convergence (early stopping on validation) plugs in here once the supervised path has it.
+    It is the supervised path (:func:`teachseg.training.fit.train_model`): with ``train.stop: converge`` (the
+    default) it trains until validation Dice stops improving, like the ``supervised`` arm, and its final model
+    is scored on the selection images too.
     """
     from teachseg.training.fit import train_model
     from teachseg.training.spec import ModelSpec
@@ -151,7 +152,9 @@ def finetune(
         data.val,
         data.test,
         spec=ModelSpec.teacher(cfg),
+        select_records=data.select,
         resume=resume,
         console=console,
-        extra_summary={"method": "pretrain"},
+        phase="gen0 fine-tuning",
+        extra_summary={"method": "pretrain", "augmentation": "weak"},
     )

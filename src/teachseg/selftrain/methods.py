@@ -106,7 +106,7 @@ def run_method(
             f"[bold]pretrain[/]: fine-tuning {spec.name} from its pretrained encoder on {len(data.train)} "
             "labelled images"
         )
-        summary = finetune(cfg, run_dir / "gen0", data, resume=resume, console=console)
+        summary = finetune(cfg, run_dir / "gen0", data, resume=resume, console=report)
     else:
         from teachseg.training.fit import train_model
 
