@@ -132,6 +132,14 @@ def finished(run_dir: Path, key: str) -> bool:
         return False
 
 
+def same_config(run_dir: Path, cfg: Any) -> bool:
+    """Whether ``run_dir`` was started with ``cfg`` (its ``config.yaml``), so that what it left can be resumed."""
+    try:
+        return (run_dir / "config.yaml").read_text() == cfg.to_yaml()
+    except OSError:
+        return False
+
+
 def restore(ledger: Path | None, run_dir: Path, key: str) -> bool:
     """Copy a finished run with this key from the ledger into ``run_dir`` (no weights: it is read, not resumed)."""
     if ledger is None or finished(run_dir, key):
@@ -222,8 +230,9 @@ def run_seed(base: dict[str, Any], seed: int, ledger: Path | None) -> dict[str, 
         restore(ledger, round0, key0)
         return folders
     if not finished(round0, key0) or not (round0 / "model" / "model.safetensors").is_file():
-        shutil.rmtree(round0, ignore_errors=True)
-        round0.mkdir(parents=True)
+        if not same_config(round0, cfg0):  # a killed round 0 of this config resumes from its last checkpoint
+            shutil.rmtree(round0, ignore_errors=True)
+        round0.mkdir(parents=True, exist_ok=True)
         data = prepare_data(cfg0, round0)
         train(cfg0, round0, data.train, data, key0, list(data.split.train))
         record(ledger, round0)

@@ -56,3 +56,17 @@ def test_settings_are_chosen_on_validation_and_the_gain_is_paired_over_test_imag
     # image t1: (0.1 + 0.2) / 2 = 0.15 over the seeds; image t2: (0.1 + 0.0) / 2 = 0.05
     assert n == 2 and gain == pytest.approx(0.1)
     assert lo <= gain <= hi
+
+
+def test_a_killed_round_zero_of_the_same_config_is_resumed_not_deleted(tmp_path):
+    from benchmarks.bench_suggest_busi import same_config
+
+    from teachseg.config import Config
+    from teachseg.training.prepare import write_config
+
+    cfg = Config()
+    assert not same_config(tmp_path, cfg)  # nothing there yet
+    write_config(tmp_path, cfg)
+    assert same_config(tmp_path, cfg)
+    other = Config.model_validate({"seed": cfg.seed + 1})
+    assert not same_config(tmp_path, other)
